@@ -1,0 +1,181 @@
+"""One configuration object for a run, and the named profiles `smoke`, `quick` and `paper`.
+
+A run is reproducible from its config alone: `Config.to_dict()` is stored in every checkpoint and
+`Config.digest()` names cached runs. Unknown fields are rejected with the field's dotted name, so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+DATASETS = ("synth", "uav_veid", "veri776", "vehicleid", "veriwild", "folder")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "synth"  # one of DATASETS; "synth" is the project's generated UAV data set
+    root: str | None = None  # data folder; for "synth" None means the cache under data/
+    synth_preset: str = "quick"  # generator preset when dataset == "synth"
+    synth_seed: int = 0  # generator seed: the synthetic data set is part of the experiment
+    image_size: tuple[int, int] = (224, 224)  # (H, W); the paper resizes to 224 x 224
+    random_erasing: bool = False  # the paper uses it on VeRi-776/VehicleID/VERI-Wild, not UAV-VeID
+    cache_images: bool = False  # keep decoded, resized images in RAM (small data sets on a CPU)
+    num_workers: int = 4  # DataLoader worker processes
+    view_labels: str | None = None  # predicted view file for data sets without view labels
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: str = "resnet50"  # the paper's; resnet18/34/101 share the code path
+    dilations: tuple[int, ...] = (1, 2, 3)  # one res5 branch per rate; the first gives f
+    share_branches: bool = False  # Table 2 (b, c): one set of res5 weights for every branch
+    fuse: bool = False  # Table 2 (b, d, f): concatenate branch features instead of MSCL
+    view_adversary: bool = True  # view discriminator behind a gradient reversal layer
+    num_views: int = 4  # 4 on UAV-VeID, 3 on VeRi-776 / VERI-Wild, 2 on VehicleID
+    embed_dim: int = 512  # width of f (the first FC after GAP)
+    pretrained: str | None = "imagenet"  # "imagenet", a local weights file, or None (random)
+    grl_lambda: float = 1.0  # gradient reversal scale (lambda in Eq. 1 and 3)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 120  # the paper's schedule
+    lr_steps: tuple[int, ...] = (30, 60, 90)  # lr x 0.1 at these epochs
+    ids_per_batch: int = 8  # P
+    images_per_id: int = 4  # K
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    triplet_margin: float = 0.3  # m in Eq. 10
+    triplet_weight: float = 1.0  # lambda_1 in Eq. 11
+    view_weight: float = 1.0  # lambda_2
+    mscl_weight: float = 1.0  # lambda_3
+    precision: str = "auto"  # auto: bf16 + channels-last on CPU (AMX), bf16/fp16 on CUDA
+    device: str = "auto"  # auto: CUDA when available, else CPU
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "vscr"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        return _from_dict(cls, d, prefix="")
+
+    def digest(self) -> str:
+        """A short hash of everything that changes the result (not the run's display name)."""
+        d = self.to_dict()
+        d.pop("name")
+        blob = json.dumps(d, sort_keys=True, default=list).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def override(self, **dotted: Any) -> Config:
+        """`cfg.override(**{"model.dilations": (1,), "train.epochs": 3})` returns a new config."""
+        d = self.to_dict()
+        for key, value in dotted.items():
+            section, _, leaf = key.rpartition(".")
+            target = d.get(section) if section else d
+            if not isinstance(target, dict) or leaf not in target:
+                raise ValueError(f"unknown config field {key!r}")
+            target[leaf] = value
+        return Config.from_dict(d)
+
+
+def _from_dict(cls, d: dict[str, Any], prefix: str):
+    if not isinstance(d, dict):
+        raise ValueError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        names = ", ".join(prefix + k for k in unknown)
+        raise ValueError(f"unknown config field(s): {names}; known: {', '.join(sorted(known))}")
+    kwargs = {}
+    for name, value in d.items():
+        sub = _SECTIONS.get(name) if cls is Config else None
+        if sub is not None:
+            kwargs[name] = _from_dict(sub, value, prefix + name + ".")
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)  # JSON and checkpoints give lists; configs use tuples
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _check(ok: bool, field_name: str, message: str) -> None:
+    if not ok:
+        raise ValueError(f"config field {field_name}: {message}")
+
+
+def _validate(cfg: Config) -> None:
+    d, m, t = cfg.data, cfg.model, cfg.train
+    _check(d.dataset in DATASETS, "data.dataset", f"{d.dataset!r} is not one of {DATASETS}")
+    _check(len(d.image_size) == 2 and min(d.image_size) >= 16, "data.image_size",
+           f"expected (H, W) of at least 16 px, got {d.image_size}")
+    _check(m.backbone in BACKBONES, "model.backbone", f"{m.backbone!r} is not one of {BACKBONES}")
+    _check(len(m.dilations) >= 1 and all(isinstance(r, int) and r >= 1 for r in m.dilations),
+           "model.dilations", f"expected positive integers, got {m.dilations}")
+    _check(len(set(m.dilations)) == len(m.dilations), "model.dilations",
+           f"rates must differ, got {m.dilations}")
+    _check(m.num_views in (2, 3, 4), "model.num_views", f"expected 2, 3 or 4, got {m.num_views}")
+    _check(m.embed_dim >= 1, "model.embed_dim", f"expected a positive width, got {m.embed_dim}")
+    _check(t.precision in PRECISIONS, "train.precision", f"{t.precision!r} not in {PRECISIONS}")
+    _check(t.epochs >= 1, "train.epochs", f"expected >= 1, got {t.epochs}")
+    _check(list(t.lr_steps) == sorted(t.lr_steps), "train.lr_steps",
+           f"expected increasing epochs, got {t.lr_steps}")
+    _check(t.ids_per_batch >= 2, "train.ids_per_batch", "the triplet loss needs P >= 2 identities")
+    _check(t.images_per_id >= 2, "train.images_per_id", "the triplet loss needs K >= 2 images")
+
+
+def scaled_steps(epochs: int, paper_epochs: int = 120, paper_steps=(30, 60, 90)) -> tuple[int, ...]:
+    """The paper's lr steps at the same fractions of a shorter schedule."""
+    return tuple(max(1, round(s * epochs / paper_epochs)) for s in paper_steps)
+
+
+PAPER = Config(name="paper")
+
+QUICK = Config(
+    name="quick",
+    data=DataConfig(synth_preset="quick", image_size=(64, 64), cache_images=True, num_workers=0),
+    model=ModelConfig(backbone="resnet18", pretrained=None),
+    train=TrainConfig(epochs=24, lr_steps=scaled_steps(24)),
+)
+
+SMOKE = Config(
+    name="smoke",
+    data=DataConfig(synth_preset="smoke", image_size=(32, 32), cache_images=True, num_workers=0),
+    model=ModelConfig(backbone="resnet18", pretrained=None, embed_dim=64),
+    train=TrainConfig(epochs=2, lr_steps=scaled_steps(2), ids_per_batch=4, images_per_id=2),
+)
+
+PROFILES: dict[str, Config] = {"smoke": SMOKE, "quick": QUICK, "paper": PAPER}
+
+
+def profile(name: str, **overrides: Any) -> Config:
+    """A named profile with dotted overrides, e.g. `profile("quick", **{"train.seed": 1})`."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name].override(**overrides) if overrides else PROFILES[name]
+
+
+__all__ = [
+    "Config", "DataConfig", "ModelConfig", "TrainConfig", "PROFILES", "profile", "scaled_steps",
+]

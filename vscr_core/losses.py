@@ -1,0 +1,93 @@
+"""The losses of Sect. 4: gradient reversal, view loss (Eq. 7), ID losses (Eq. 8-10), MSCL (Eq. 6)
+and their weighted sum (Eq. 11)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from vscr_core.data.types import UNKNOWN
+
+
+class _GradientReversal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lambd: float) -> torch.Tensor:
+        ctx.lambd = lambd
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.lambd * grad, None
+
+
+def grad_reverse(x: torch.Tensor, lambd: float = 1.0) -> torch.Tensor:
+    """Identity forward; the gradient is multiplied by -lambd on the way back (Eq. 3)."""
+    return _GradientReversal.apply(x, lambd)
+
+
+def view_loss(view_logits: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+    """Eq. 7: binary cross-entropy of each view class against the one-hot view label, summed over
+    the n_v classes and averaged over the images whose view is known (UNKNOWN ones are ignored)."""
+    known = views != UNKNOWN
+    if not known.any():
+        return view_logits.sum() * 0.0  # keeps the graph (and DDP's gradient sync) intact
+    logits = view_logits[known].float()  # (N, n_v)
+    target = F.one_hot(views[known], logits.shape[1]).float()
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / len(logits)
+
+
+def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
+    """(N, D) -> (N, N) Euclidean distances, with a safe gradient at zero distance."""
+    sq = (x * x).sum(1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * x @ x.t()).clamp_min(1e-12)
+    return d2.sqrt()
+
+
+def triplet_loss(features: torch.Tensor, pids: torch.Tensor, margin: float = 0.3) -> torch.Tensor:
+    """Eq. 10 with batch-hard mining over a PK batch: for each anchor the farthest positive and
+    the closest negative (Hermans et al. 2017)."""
+    dist = pairwise_euclidean(features.float())  # (N, N)
+    same = pids[:, None] == pids[None, :]
+    hardest_pos = dist.masked_fill(~same, float("-inf")).amax(1)
+    hardest_neg = dist.masked_fill(same, float("inf")).amin(1)
+    return F.relu(hardest_pos - hardest_neg + margin).mean()
+
+
+def mscl_loss(f: torch.Tensor, side_features: list[torch.Tensor]) -> torch.Tensor:
+    """Eq. 6: sum over side branches of the squared L2 distance between f and f*_b, averaged over
+    the batch. Gradients flow both ways, so f and f*_b learn from each other."""
+    f = f.float()
+    return sum(((f - s.float()) ** 2).sum(1).mean() for s in side_features)
+
+
+def vscr_loss(
+    out,
+    pids: torch.Tensor,
+    views: torch.Tensor,
+    *,
+    use_mscl: bool,
+    margin: float = 0.3,
+    triplet_weight: float = 1.0,
+    view_weight: float = 1.0,
+    mscl_weight: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 11: L = L_c + l1 L_t + l2 L_v + l3 L_s for a `VSCROutput`.
+
+    Every branch gets the ID losses (L_c and L_t summed over branches, as each branch is trained as
+    its own ReID head); L_v acts on f only; L_s ties the side branches to f when `use_mscl`.
+    Returns the total and its detached parts for logging (no device sync here).
+    """
+    ce = sum(F.cross_entropy(logit.float(), pids) for logit in out.logits)
+    tri = sum(triplet_loss(f, pids, margin) for f in out.features)
+    total = ce + triplet_weight * tri
+    parts = {"id": ce.detach(), "triplet": tri.detach()}
+    if out.view_logits is not None:
+        lv = view_loss(out.view_logits, views)
+        total = total + view_weight * lv
+        parts["view"] = lv.detach()
+    if use_mscl:
+        ls = mscl_loss(out.features[0], out.features[1:])
+        total = total + mscl_weight * ls
+        parts["mscl"] = ls.detach()
+    parts["total"] = total.detach()
+    return total, parts

@@ -1,0 +1,309 @@
+"""fit(): train VSCRNet with the losses of Eq. 11 on PK batches (Sect. 5.2.2).
+
+The loop checkpoints after every epoch (atomically) and reseeds every random source from
+(seed, epoch) at the start of each epoch, so a run killed at any point and resumed from its last
+checkpoint ends with the same weights as one that was never interrupted. Under `torchrun` the same
+code runs with DistributedDataParallel (NCCL on CUDA, gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from vscr_core.config import Config
+from vscr_core.data.sampler import PKBatchSampler
+from vscr_core.data.types import ReIDDataset, Sample, merge_view
+from vscr_core.losses import vscr_loss
+from vscr_core.model import VSCRNet, build_model
+
+CHECKPOINT_FORMAT = "vscr-checkpoint-v1"
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclasses.dataclass
+class FitResult:
+    model: VSCRNet  # the trained network (unwrapped from DDP), in eval mode
+    history: list[dict]  # one row per epoch: epoch, lr, mean losses, images/s
+    checkpoint: Path
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices and precision
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but CUDA is not available on this machine")
+    return device
+
+
+def amp_settings(device: torch.device, precision: str) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None for fp32, use channels-last). "auto" is bf16 + channels-last on
+    CPU (AMX makes a ResNet step several times faster than fp32) and bf16 (or fp16 where the GPU
+    lacks bf16) on CUDA."""
+    if precision == "fp32":
+        return None, False
+    if precision == "auto":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16, True
+        return torch.bfloat16, True
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision], True
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def load_data(cfg: Config) -> ReIDDataset:
+    """The data set a config names: the synthetic default or a real layout under data.root."""
+    from vscr_core import data
+
+    d = cfg.data
+    if d.dataset == "synth":
+        ds = data.synthetic_dataset(preset=d.synth_preset, seed=d.synth_seed, root=d.root)
+    else:
+        if d.root is None:
+            raise ValueError(f"config field data.root: data set {d.dataset!r} needs its folder")
+        ds = data.load_dataset(d.dataset, d.root)
+    if d.view_labels is not None:
+        ds = data.with_view_labels(ds, d.view_labels)
+    return ds
+
+
+def training_samples(cfg: Config, ds: ReIDDataset) -> list[Sample]:
+    """Training samples with view labels in the model's encoding; checks what the data allow."""
+    m, t = cfg.model, cfg.train
+    if ds.num_train_pids < t.ids_per_batch:
+        raise ValueError(
+            f"config field train.ids_per_batch: P = {t.ids_per_batch} but {ds.name} has only "
+            f"{ds.num_train_pids} training identities"
+        )
+    if not m.view_adversary:
+        return list(ds.train)
+    if ds.num_views == 0:
+        raise ValueError(
+            f"config field model.view_adversary: {ds.name} has no view labels; label it with "
+            "`vscr viewpoint label` and set data.view_labels, or set model.view_adversary=False"
+        )
+    if m.num_views > ds.num_views:
+        raise ValueError(
+            f"config field model.num_views: {m.num_views} view classes asked for, but {ds.name} "
+            f"labels only {ds.num_views}"
+        )
+    return [s._replace(view=merge_view(s.view, ds.num_views, m.num_views)) for s in ds.train]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename: a reader never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by fit(), loaded with weights_only=True; anything else is refused
+    with a message naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"checkpoint {path} is corrupt or not a torch file: {e}") from e
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a vscr checkpoint (expected format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> VSCRNet:
+    """The network stored in a fit() checkpoint, in eval mode."""
+    state = load_checkpoint(path)
+    cfg = Config.from_dict(state["config"])
+    # The stored weights replace any initialisation, so no ImageNet file is needed here.
+    model = build_model(dataclasses.replace(cfg.model, pretrained=None), state["num_ids"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def write_log(path: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    columns = list(dict.fromkeys(k for row in history for k in row))
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size), initialising the process group under torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return 0, 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), world_size
+
+
+def fit(
+    cfg: Config,
+    out_dir: str | Path,
+    dataset: ReIDDataset | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train `cfg` into `out_dir` (checkpoint.pt, log.csv, config.json), resuming a run that a
+    previous call left unfinished there. `dataset` defaults to the one the config names."""
+    from vscr_core.data.transforms import ImageDataset
+
+    out_dir = Path(out_dir)
+    t = cfg.train
+    rank, local_rank, world_size = _distributed()
+    device = resolve_device(t.device)
+    if device.type == "cuda" and world_size > 1:
+        device = torch.device("cuda", local_rank)
+    amp_dtype, channels_last = amp_settings(device, t.precision)
+
+    # 1. Data, checked before anything is built or written.
+    ds = dataset if dataset is not None else load_data(cfg)
+    samples = training_samples(cfg, ds)
+    num_ids = ds.num_train_pids
+    train_set = ImageDataset(
+        samples, image_size=cfg.data.image_size, train=True,
+        num_views=cfg.model.num_views if cfg.model.view_adversary else 0,
+        random_erasing=cfg.data.random_erasing, cache=cfg.data.cache_images,
+    )
+    sampler = PKBatchSampler([s.pid for s in samples], t.ids_per_batch, t.images_per_id,
+                             seed=t.seed, rank=rank, world_size=world_size)
+    loader_seed = torch.Generator()
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+        generator=loader_seed, pin_memory=device.type == "cuda",
+    )
+
+    # 2. Model, optimiser and schedule; resume from the last complete epoch if there is one.
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    if resume is not None and Config.from_dict(resume["config"]).digest() != cfg.digest():
+        raise ValueError(f"{ckpt_path} belongs to a different config; use another out_dir")
+    seed_everything(t.seed)
+    model = build_model(cfg.model, num_ids).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
+                                weight_decay=t.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(t.lr_steps), gamma=0.1)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    history: list[dict] = []
+    start_epoch = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume["scaler"])
+        history, start_epoch = resume["history"], resume["epoch"]
+    net = model
+    if world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out_dir / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
+
+    # 3. Epochs: reseed, run PK batches, log, checkpoint.
+    for epoch in range(start_epoch, t.epochs):
+        epoch_seed = t.seed * 1_000_003 + epoch
+        seed_everything(epoch_seed)
+        loader_seed.manual_seed(epoch_seed)
+        sampler.set_epoch(epoch)
+        net.train()
+        sums: dict[str, torch.Tensor] = {}
+        n_images, tic = 0, time.perf_counter()
+        bar = tqdm(loader, desc=f"{cfg.name} epoch {epoch + 1}/{t.epochs}", leave=False,
+                   disable=not progress or rank != 0)
+        for step, (images, pids, _camids, views, _index) in enumerate(bar, start=1):
+            images = images.to(device, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            pids, views = pids.to(device), views.to(device)
+            with autocast(device, amp_dtype):
+                out = net(images)
+            loss, parts = vscr_loss(
+                out, pids, views, use_mscl=model.uses_mscl, margin=t.triplet_margin,
+                triplet_weight=t.triplet_weight, view_weight=t.view_weight,
+                mscl_weight=t.mscl_weight,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n_images += len(images)
+            if step % 5 == 0 or step == len(loader):
+                bar.set_postfix({k: f"{float(v) / step:.3f}" for k, v in sums.items()})
+        if not sums:
+            raise ValueError("an epoch produced no PK batch; the training set is too small")
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+        row.update({f"loss_{k}": float(v) / step for k, v in sums.items()})
+        row["images_per_s"] = n_images * world_size / (time.perf_counter() - tic)
+        history.append(row)
+        scheduler.step()
+        if rank == 0:
+            save_checkpoint(ckpt_path, {
+                "format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "epoch": epoch + 1,
+                "num_ids": num_ids, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "history": history,
+            })
+            write_log(out_dir / "log.csv", history)
+        if progress and rank == 0:
+            losses = ", ".join(f"{k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("loss_"))
+            tqdm.write(f"{cfg.name} epoch {epoch + 1}/{t.epochs}: {losses}, "
+                       f"{row['images_per_s']:.0f} img/s")
+    if world_size > 1:
+        dist.barrier()
+    return FitResult(model.eval(), history, ckpt_path)
