@@ -101,6 +101,7 @@ def _from_dict(cls, d: dict[str, Any], prefix: str):
     if not isinstance(d, dict):
         raise ValueError(f"config section {prefix.rstrip('.') or '<root>'} must be a mapping")
     known = {f.name: f for f in fields(cls)}
+    defaults = {f.name: f.default for f in fields(cls)}
     unknown = sorted(set(d) - set(known))
     if unknown:
         names = ", ".join(prefix + k for k in unknown)
@@ -112,6 +113,8 @@ def _from_dict(cls, d: dict[str, Any], prefix: str):
             kwargs[name] = _from_dict(sub, value, prefix + name + ".")
         elif isinstance(value, list):
             kwargs[name] = tuple(value)  # JSON and checkpoints give lists; configs use tuples
+        elif isinstance(defaults[name], tuple) and isinstance(value, int | float):
+            kwargs[name] = (value,)  # `--set model.dilations=1` means (1,)
         else:
             kwargs[name] = value
     return cls(**kwargs)

@@ -1,0 +1,93 @@
+"""Images/s of one training step: the baseline (d = 1, no adversary) vs VSCR (d = 1, 2, 3 and the
+view adversary), beside the ratio of their FLOPs.
+
+VSCR replicates res5 only; the trunk runs once per batch. So VSCR's step should cost about what its
+extra FLOPs say: the target is time ratio <= 1.1 x FLOP ratio.
+
+    .venv/bin/python benchmarks/bench_train_step.py [--steps 3] [--precision auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from vscr_core.config import profile
+from vscr_core.losses import vscr_loss
+from vscr_core.model import build_model
+from vscr_core.train import amp_settings, autocast
+
+NUM_IDS = 576  # VeRi-776's training identities
+
+
+def make(dilations, adversary, backbone):
+    cfg = dataclasses.replace(profile("paper").model, backbone=backbone, dilations=dilations,
+                              view_adversary=adversary, pretrained=None)
+    return build_model(cfg, NUM_IDS)
+
+
+def step_fn(model, x, pids, views, dtype, channels_last):
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        with autocast(x.device, dtype):
+            out = model(x)
+        loss, _ = vscr_loss(out, pids, views, use_mscl=model.uses_mscl)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def measure(model, size, batch, steps, precision):
+    device = torch.device("cpu")
+    dtype, channels_last = amp_settings(device, precision)
+    x = torch.randn(batch, 3, *size)
+    pids = torch.arange(batch // 4).repeat_interleave(4)
+    views = torch.randint(0, 4, (batch,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    step = step_fn(model, x, pids, views, dtype, channels_last)
+    with FlopCounterMode(display=False) as counter:
+        step()  # also the warm-up
+    step()
+    tic = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch * steps / (time.perf_counter() - tic), counter.get_total_flops()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32, help="P x K = 8 x 4 in the paper")
+    parser.add_argument("--precision", default="auto", help="auto (bf16 on CPU) | fp32")
+    args = parser.parse_args()
+    quick = profile("quick")
+    settings = [("paper", "resnet50", (224, 224)),
+                ("quick", quick.model.backbone, quick.data.image_size)]
+    print(f"threads {torch.get_num_threads()}, precision {args.precision}, batch {args.batch}")
+    print(f"{'setting':28s} {'baseline img/s':>15s} {'VSCR img/s':>11s} {'time ratio':>11s} "
+          f"{'FLOP ratio':>11s} {'time/FLOP':>10s}")
+    for name, backbone, size in settings:
+        base_ips, base_flops = measure(make((1,), False, backbone), size, args.batch,
+                                       args.steps, args.precision)
+        vscr_ips, vscr_flops = measure(make((1, 2, 3), True, backbone), size, args.batch,
+                                       args.steps, args.precision)
+        time_ratio, flop_ratio = base_ips / vscr_ips, vscr_flops / base_flops
+        label = f"{name}: {backbone} {size[0]}x{size[1]}"
+        verdict = "ok" if time_ratio <= 1.1 * flop_ratio else "ABOVE TARGET"
+        print(f"{label:28s} {base_ips:15.1f} {vscr_ips:11.1f} {time_ratio:11.2f} "
+              f"{flop_ratio:11.2f} {time_ratio / flop_ratio:10.2f} {verdict}")
+    print("target: time ratio <= 1.1 x FLOP ratio (the trunk is computed once per batch)")
+
+
+if __name__ == "__main__":
+    main()
