@@ -1,0 +1,77 @@
+"""Data sets as lists of (path, pid, camid, view), one loader per on-disk layout.
+
+    load_dataset("uav_veid", root, split="val")      # or "test"; distractors=True|False|n
+    load_dataset("veri776", root)
+    load_dataset("vehicleid", root, test_size=2400, draw=0)   # draws 0..9, seeded
+    load_dataset("veriwild", root, subset="small")   # small | medium | large
+    load_dataset("folder", root, csv="crops.csv")    # path,pid[,camid][,view][,split]
+    synthetic_dataset("quick", seed=0)               # generated on first use, cached under data/
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ._io import DataError
+from .folder import load_folder
+from .stats import dataset_statistics
+from .synth import SYNTH_PRESETS, generate_dataset, is_complete
+from .types import (
+    UNKNOWN,
+    VIEW_NAMES,
+    ReIDDataset,
+    Sample,
+    flip_view,
+    merge_view,
+)
+from .uav_veid import load_uav_veid
+from .vehicleid import VEHICLEID_DRAWS, load_vehicleid
+from .veri776 import load_veri776
+from .veriwild import load_veriwild
+from .views import with_view_labels
+
+LOADERS = {
+    "uav_veid": load_uav_veid,
+    "veri776": load_veri776,
+    "vehicleid": load_vehicleid,
+    "veriwild": load_veriwild,
+    "folder": load_folder,
+}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_dataset(name: str, root, **protocol) -> ReIDDataset:
+    """Read the data set `name` from `root`; `protocol` goes to its loader (see module doc)."""
+    if name not in LOADERS:
+        raise ValueError(f"unknown data set {name!r}; expected one of {list(LOADERS)}")
+    return LOADERS[name](root, **protocol)
+
+
+def synthetic_root(preset: str = "quick", seed: int = 0) -> Path:
+    """The synthetic tree's cache: $VSCR_DATA (default <repo>/data) / synth-<preset>-s<seed>."""
+    base = Path(os.environ.get("VSCR_DATA", REPO_ROOT / "data"))
+    return base / f"synth-{preset}-s{seed}"
+
+
+def synthetic_dataset(preset: str = "quick", seed: int = 0, root=None, split: str = "val",
+                      progress: bool = True) -> ReIDDataset:
+    """The synthetic UAV data set, generated into `root` (default synthetic_root()) if absent."""
+    root = Path(root) if root is not None else synthetic_root(preset, seed)
+    if not is_complete(root, preset, seed):
+        if root.exists():
+            raise DataError(f"{root}: exists but is not a finished synthetic tree of preset "
+                            f"{preset!r}, seed {seed}; delete it or choose another root")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        generate_dataset(root, preset=preset, seed=seed, progress=progress)
+    ds = load_uav_veid(root, split=split)
+    ds.name = f"synth-{preset}-s{seed}-{split}"
+    return ds
+
+
+__all__ = [
+    "DataError", "LOADERS", "ReIDDataset", "SYNTH_PRESETS", "Sample", "UNKNOWN", "VEHICLEID_DRAWS",
+    "VIEW_NAMES", "dataset_statistics", "flip_view", "generate_dataset", "load_dataset",
+    "load_folder", "load_uav_veid", "load_vehicleid", "load_veri776", "load_veriwild",
+    "merge_view", "synthetic_dataset", "synthetic_root", "with_view_labels",
+]
