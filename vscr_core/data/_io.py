@@ -111,9 +111,9 @@ def check_splits(name: str, train: list[Sample], query: list[Sample], gallery: l
     for split, samples in splits.items():
         for s in samples:
             key = os.path.normcase(os.path.abspath(s.path))
-            if key in seen and seen[key] != split:
-                raise DataError(f"{name}: image {s.path} is listed in both {seen[key]} and "
-                                f"{split}; expected each image in one split")
+            if key in seen:
+                raise DataError(f"{name}: image {s.path} is listed in {seen[key]} and in "
+                                f"{split}; expected each image once, in one split")
             seen[key] = split
     original = {s.pid for s in (train_ids if train_ids is not None else train)}
     for split in ("query", "gallery"):

@@ -49,6 +49,7 @@ GENERATOR_VERSION = 1  # bump when the pictures change: cached trees are regener
 META_FILE = "synth_meta.csv"  # the generator's ground truth, one row per image
 INFO_FILE = "synth_info.json"  # preset, seed and version; written last, marks a finished tree
 UAV_VEID_IDS = {"train": 1797, "val": 596, "test": 2208}  # the paper's split of 4,601 ids
+POOL_MIN_JOBS = 1000  # fewer images render faster in one process than spawning workers
 
 
 @dataclass(frozen=True)
@@ -748,7 +749,7 @@ def _render_to_file(args) -> tuple[int, int, int]:
     out = Path(root) / job.path
     if not out.exists():  # resuming: finished images were written atomically
         img, _ = render(job, settings, seed)
-        tmp = out.with_suffix(".tmp")
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")  # unique if two processes build at once
         img.save(tmp, format="JPEG", quality=job.jpeg_quality)
         os.replace(tmp, out)
         return job.index, *img.size
@@ -799,7 +800,7 @@ def generate_dataset(out_dir, preset: str = "quick", seed: int = 0,
     args = [(job, settings, seed, str(tmp)) for job in jobs]
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(jobs), desc=f"synth {preset}", unit="img", disable=not progress)
-    if workers > 1 and len(jobs) >= 200:
+    if workers > 1 and len(jobs) >= POOL_MIN_JOBS:
         # spawn, not fork: the caller may hold torch threads that a fork would copy half-way
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for index, w, h in pool.imap_unordered(_render_to_file, args, chunksize=16):
@@ -833,8 +834,14 @@ def generate_dataset(out_dir, preset: str = "quick", seed: int = 0,
     info = {"generator_version": GENERATOR_VERSION, "preset": preset, "seed": seed,
             "num_distractors": n_distr, "num_images": len(jobs),
             "settings": settings.__dict__}
+    for stale in tmp.glob("*/*.tmp"):  # left by workers killed in an earlier attempt
+        stale.unlink()
     (tmp / INFO_FILE).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, out_dir)
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:
+        if not is_complete(out_dir, preset, seed, n_distr):  # else another process finished it
+            raise
     return out_dir
 
 

@@ -97,6 +97,14 @@ def load_uav_veid(root, split: str = "val", distractors: bool | int = True) -> R
     train, row_of = _read_split(root, "train", index)
     query, _ = _read_split(root, f"query_{split}", index)
     gallery, _ = _read_split(root, f"gallery_{split}", index)
+    # Each box is in one split, so a name in two split lists is a copying mistake.
+    first: dict[str, str] = {}
+    for part, samples in (("train", train), ("query", query), ("gallery", gallery)):
+        for s in samples:
+            other = first.setdefault(Path(s.path).name, part)
+            if other != part:
+                raise DataError(f"{root}: image name {Path(s.path).name} is in the {other} and "
+                                f"the {part} lists; expected every name in one split only")
     for view_file in (root / VIEW_FILE, root / "UAV-labels" / VIEW_FILE):
         if view_file.is_file():
             train = _read_views(view_file, train, row_of)
