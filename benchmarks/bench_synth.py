@@ -26,7 +26,8 @@ def main() -> None:
     args = ap.parse_args()
 
     settings = synth.SYNTH_PRESETS[args.preset]
-    jobs = synth.plan(settings, args.seed, settings.num_distractors)
+    jobs = synth.plan(settings, args.seed)
+    n_images = len(jobs) + settings.num_distractors
     t = time.perf_counter()
     for job in jobs[:300]:
         synth.render(job, settings, args.seed)
@@ -40,11 +41,11 @@ def main() -> None:
         total = time.perf_counter() - t
         size_mb = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20
     load = os.getloadavg()[0]
-    print(f"preset {args.preset}: {len(jobs)} images ({settings.num_ids} ids, "
+    print(f"preset {args.preset}: {n_images} images ({settings.num_ids} ids, "
           f"{settings.num_distractors} distractors), {size_mb:.0f} MB")
     print(f"render only, 1 process: {one_core:.0f} images/s")
     print(f"generate_dataset, {workers} workers: {total:.1f} s total, "
-          f"{len(jobs) / total:.0f} images/s (load average {load:.1f} on {os.cpu_count()} cores)")
+          f"{n_images / total:.0f} images/s (load average {load:.1f} on {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

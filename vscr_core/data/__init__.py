@@ -11,12 +11,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from ._io import DataError
 from .folder import load_folder
 from .stats import dataset_statistics
-from .synth import SYNTH_PRESETS, generate_dataset, is_complete
+from .synth import INFO_FILE, SYNTH_PRESETS, generate_dataset, is_complete
 from .types import (
     UNKNOWN,
     VIEW_NAMES,
@@ -56,9 +57,13 @@ def synthetic_root(preset: str = "quick", seed: int = 0) -> Path:
 
 def synthetic_dataset(preset: str = "quick", seed: int = 0, root=None, split: str = "val",
                       progress: bool = True) -> ReIDDataset:
-    """The synthetic UAV data set, generated into `root` (default synthetic_root()) if absent."""
-    root = Path(root) if root is not None else synthetic_root(preset, seed)
+    """The synthetic UAV data set, generated into `root` if absent. The default root,
+    synthetic_root(), is a cache: a tree there from an older generator version is rebuilt."""
+    default = root is None
+    root = synthetic_root(preset, seed) if default else Path(root)
     if not is_complete(root, preset, seed):
+        if default and (root / INFO_FILE).is_file():
+            shutil.rmtree(root)  # our own cache, from an older generator version: rebuild it
         if root.exists():
             raise DataError(f"{root}: exists but is not a finished synthetic tree of preset "
                             f"{preset!r}, seed {seed}; delete it or choose another root")

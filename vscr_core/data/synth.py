@@ -24,7 +24,6 @@ so worker processes produce the same bytes in any order. The tree is built in a 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import multiprocessing
@@ -45,7 +44,7 @@ from .uav_veid import (
     VIEW_FILE,
 )
 
-GENERATOR_VERSION = 1  # bump when the pictures change: cached trees are regenerated
+GENERATOR_VERSION = 2  # bump when the pictures change: the default cache is rebuilt
 META_FILE = "synth_meta.csv"  # the generator's ground truth, one row per image
 INFO_FILE = "synth_info.json"  # preset, seed and version; written last, marks a finished tree
 UAV_VEID_IDS = {"train": 1797, "val": 596, "test": 2208}  # the paper's split of 4,601 ids
@@ -654,13 +653,18 @@ def render(job: ImageJob, settings: SynthSettings, seed: int) -> tuple[Image.Ima
         if vparts is parts:
             visible = faces
     if job.occluder:
-        cx, cy = rng.uniform(-0.1, 1.1, 2) * size
-        rad = rng.uniform(0.25, 0.5) * min(size)
-        for _ in range(rng.integers(5, 10)):
+        # a canopy reaching in from one edge: it hides part of the vehicle, rarely all of it
+        a = rng.uniform(0, 2 * np.pi)
+        cx, cy = (0.5 + rng.uniform(0.45, 0.65) * np.array([np.cos(a), np.sin(a)])) * size
+        rad = rng.uniform(0.2, 0.45) * min(size)
+        leaf = _jitter_rgb(rng, (44, 72, 34), 0.25)
+        for _ in range(rng.integers(5, 10)):  # clumps of leaves, each lit on one side
             x, y = cx + rng.normal(0, rad * 0.5), cy + rng.normal(0, rad * 0.5)
             r = rad * rng.uniform(0.4, 0.8)
-            draw.ellipse([x - r, y - r, x + r, y + r],
-                         fill=_jitter_rgb(rng, (44, 72, 34), 0.25))
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=_tint(leaf, 0.7))
+            r2 = 0.7 * r
+            x2, y2 = x - 0.2 * r * sun[0], y - 0.2 * r * sun[1]
+            draw.ellipse([x2 - r2, y2 - r2, x2 + r2, y2 + r2], fill=_tint(leaf, 1.15))
 
     # 4. Camera: down to the stored size, exposure and colour temperature, noise, blur.
     img = img.reduce(ss) if ss > 1 else img
@@ -704,8 +708,8 @@ def _image_job(rng, index, path, split, kind, ident, scenes, st: SynthSettings) 
     )
 
 
-def plan(settings: SynthSettings, seed: int, num_distractors: int) -> list[ImageJob]:
-    """Every image of the tree, in a fixed order, from the seed alone."""
+def plan(settings: SynthSettings, seed: int) -> list[ImageJob]:
+    """Every identity's images, in a fixed order, from the seed alone."""
     rng = np.random.default_rng(seed)
     n = settings.num_ids
     idents = [random_identity(rng, vid) for vid in range(n)]
@@ -730,31 +734,40 @@ def plan(settings: SynthSettings, seed: int, num_distractors: int) -> list[Image
                 sub = f"{'gallery' if k == gallery else 'query'}_{split}"
             path = f"{SPLIT_DIRS[sub]}/{ident.vid:05d}_{k:02d}.jpg"
             jobs.append(_image_job(rng, len(jobs), path, sub, "vehicle", ident, scenes, settings))
-    # Distractors: false detections and vehicles of identities outside every split.
-    for j in range(num_distractors):
-        kind = ("vehicle", "background", "partial")[rng.choice(3, p=[0.5, 0.25, 0.25])]
-        ident = random_identity(rng, n + j)
-        path = f"{DISTRACTOR_DIR}/d{j:06d}.jpg"
-        jobs.append(_image_job(rng, len(jobs), path, "distractor", kind, ident,
-                               [random_scene(rng)], settings))
     return jobs
+
+
+def distractor_job(settings: SynthSettings, seed: int, j: int, first_index: int) -> ImageJob:
+    """Distractor j: a false detection (background, or a box that cuts a vehicle) or a vehicle
+    of an identity outside every split. Drawn from its own generator, so that 300K of them are
+    made one at a time where they are rendered, never held in memory together."""
+    rng = np.random.default_rng([seed, 0xD15, j])
+    kind = ("vehicle", "background", "partial")[rng.choice(3, p=[0.5, 0.25, 0.25])]
+    ident = random_identity(rng, settings.num_ids + j)
+    return _image_job(rng, first_index + j, f"{DISTRACTOR_DIR}/d{j:06d}.jpg", "distractor", kind,
+                      ident, [random_scene(rng)], settings)
 
 
 # ---------------------------------------------------------------------------------------------
 # Writing the tree
 
 
-def _render_to_file(args) -> tuple[int, int, int]:
-    job, settings, seed, root = args
+def _render_to_file(args) -> tuple[int, str]:
+    """Render one job (or distractor number) unless a finished file is there; its metadata row."""
+    job, settings, seed, root, first_distractor = args
+    if isinstance(job, int):
+        job = distractor_job(settings, seed, job, first_distractor)
     out = Path(root) / job.path
     if not out.exists():  # resuming: finished images were written atomically
         img, _ = render(job, settings, seed)
         tmp = out.with_suffix(f".{os.getpid()}.tmp")  # unique if two processes build at once
         img.save(tmp, format="JPEG", quality=job.jpeg_quality)
         os.replace(tmp, out)
-        return job.index, *img.size
-    with Image.open(out) as im:
-        return job.index, *im.size
+        size = img.size
+    else:
+        with Image.open(out) as im:
+            size = im.size
+    return job.index, ",".join(map(str, _meta_row(job, size)))
 
 
 META_COLUMNS = ["path", "split", "pid", "kind", "body", "colour", "marks", "heading_deg", "view",
@@ -795,21 +808,22 @@ def generate_dataset(out_dir, preset: str = "quick", seed: int = 0,
     for sub in [*SPLIT_DIRS.values(), DISTRACTOR_DIR]:
         (tmp / sub).mkdir(parents=True, exist_ok=True)
 
-    jobs = plan(settings, seed, n_distr)
-    boxes: dict[int, tuple[int, int]] = {}
-    args = [(job, settings, seed, str(tmp)) for job in jobs]
+    jobs = plan(settings, seed)
+    total = len(jobs) + n_distr
+    rows: dict[int, str] = {}  # image index -> metadata row
+    args = ((job, settings, seed, str(tmp), len(jobs)) for job in [*jobs, *range(n_distr)])
     workers = workers or os.cpu_count() or 1
-    bar = tqdm(total=len(jobs), desc=f"synth {preset}", unit="img", disable=not progress)
-    if workers > 1 and len(jobs) >= POOL_MIN_JOBS:
+    bar = tqdm(total=total, desc=f"synth {preset}", unit="img", disable=not progress)
+    if workers > 1 and total >= POOL_MIN_JOBS:
         # spawn, not fork: the caller may hold torch threads that a fork would copy half-way
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for index, w, h in pool.imap_unordered(_render_to_file, args, chunksize=16):
-                boxes[index] = (w, h)
+            for index, row in pool.imap_unordered(_render_to_file, args, chunksize=16):
+                rows[index] = row
                 bar.update()
     else:
         for a in args:
-            index, w, h = _render_to_file(a)
-            boxes[index] = (w, h)
+            index, row = _render_to_file(a)
+            rows[index] = row
             bar.update()
     bar.close()
 
@@ -827,12 +841,11 @@ def generate_dataset(out_dir, preset: str = "quick", seed: int = 0,
     for split, lines in lists.items():
         (tmp / LIST_FILES[split]).write_text("".join(lines))
     (tmp / VIEW_FILE).write_text("".join(views))
-    with open(tmp / META_FILE, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(META_COLUMNS)
-        writer.writerows(_meta_row(job, boxes[job.index]) for job in jobs)
+    with open(tmp / META_FILE, "w") as f:
+        f.write(",".join(META_COLUMNS) + "\n")
+        f.writelines(rows[i] + "\n" for i in range(total))
     info = {"generator_version": GENERATOR_VERSION, "preset": preset, "seed": seed,
-            "num_distractors": n_distr, "num_images": len(jobs),
+            "num_distractors": n_distr, "num_images": total,
             "settings": settings.__dict__}
     for stale in tmp.glob("*/*.tmp"):  # left by workers killed in an earlier attempt
         stale.unlink()
