@@ -80,8 +80,8 @@ def test_matches_dense_reference(seed, junk, quantised):
     assert got.num_skipped > 0  # ids without gallery images are counted, not dropped
 
 
-@pytest.mark.parametrize("screen", ["bf16", "fp32", "fp64"])
-@pytest.mark.parametrize("chunks", [(None, None), (1, 7), (13, 50)])
+@pytest.mark.parametrize("screen", ["auto", "bf16", "fp32", "fp64"])
+@pytest.mark.parametrize("chunks", [(None, None), (4, 16), (13, 50)])
 def test_screen_and_chunking_do_not_change_results(screen, chunks):
     qf, gf, qp, gp, qc, gc = make(7, nq=50, ng=200, quantised=True)
     ref = reference(qf, gf, qp, gp, qc, gc)

@@ -25,10 +25,30 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-SCREENS = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
+SCREENS = ("auto", "bf16", "fp32", "fp64")
+_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
 _UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24, torch.float64: 2.0**-53}
-_PAIR_CHUNK = 8192  # pairs per exact-distance gather: ~32 MB of float64 rows at 512-D
+_PAIR_CHUNK = 1024  # pairs per exact-distance gather (4 MB of float64 rows at 512-D)
+_ROW_CHUNK = 65536  # rows per norm computation, to bound the float64 temporaries
+_EXACT_PAIR_S = 4e-6  # measured cost of one exact 512-D pair distance, to choose a rescue
+_GEMM_S_PER_MAC = 1e-11  # ~100 GFLOP/s float32 on 2 cores
 _INF = float("inf")
+
+
+def _norms(x: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """||x|| and ||x - low|| per row, float64, computed in slices."""
+    norm, resid = torch.empty(len(x), dtype=torch.float64), torch.empty(len(x), dtype=torch.float64)
+    for i in range(0, len(x), _ROW_CHUNK):
+        x64 = x[i : i + _ROW_CHUNK].double()
+        norm[i : i + len(x64)] = x64.norm(dim=1)
+        resid[i : i + len(x64)] = (x64 - low[i : i + _ROW_CHUNK].double()).norm(dim=1)
+    return norm, resid
+
+
+def exact_sqdist(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Exact squared Euclidean distance of paired rows, float64, (P,). The one definition of
+    distance that every ranking decision falls back on (the tests' reference uses it too)."""
+    return (q.double() - g.double()).square().sum(-1)
 
 
 @dataclass
@@ -36,18 +56,11 @@ class Gallery:
     """Gallery features as parts (base gallery, distractors) that are never concatenated."""
 
     parts: list[torch.Tensor]  # each (G_i, D) float32
-    screen: torch.dtype
 
     def __post_init__(self):
-        self.sizes = [len(p) for p in self.parts]
-        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
+        self.offsets = np.concatenate([[0], np.cumsum([len(p) for p in self.parts])]).tolist()
         self.size = self.offsets[-1]
-        self.low = [p.to(self.screen) for p in self.parts]  # screening copies, (G_i, D)
-        norms = [_norms(p, lo) for p, lo in zip(self.parts, self.low, strict=True)]
-        self.norm = torch.cat([n for n, _ in norms])  # (G,) float64, ||g||
-        self.resid = torch.cat([r for _, r in norms])  # (G,) float64, ||g - low(g)||
-        # ||g||^2 as the addmm bias, in the screening dtype: (1, G) per part
-        self.sqnorm_low = [n.square().to(self.screen)[None] for n, _ in norms]
+        self.base = len(self.parts[0])  # the part with pids; the rest are distractors
 
     def rows(self, cols: torch.Tensor) -> torch.Tensor:
         """Float32 gallery rows for global column indices, (len(cols), D)."""
@@ -59,9 +72,6 @@ class Gallery:
             out[sel] = part[cols[sel] - self.offsets[i]]
         return out
 
-    def low_rows(self, cols: torch.Tensor) -> torch.Tensor:
-        return self.rows(cols).to(self.screen)
-
     def blocks(self, boundaries: list[int], block_cols: int) -> Iterator[tuple[int, int, int, int]]:
         """(part, start, stop, segment): column blocks of one part and one segment each."""
         cuts = sorted(set(boundaries) | set(self.offsets))
@@ -71,24 +81,13 @@ class Gallery:
             for start in range(a, b, block_cols):
                 yield part, start, min(b, start + block_cols), seg
 
-
-def _norms(x: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x64 = x.double()
-    return x64.norm(dim=1), (x64 - low.double()).norm(dim=1)
-
-
-def exact_sqdist(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Exact squared Euclidean distance of paired rows, float64, (P,). The one definition of
-    distance that every ranking decision falls back on (the tests' reference uses it too)."""
-    return (q.double() - g.double()).square().sum(-1)
-
-
-def _pair_sqdist(q: torch.Tensor, gallery: Gallery, rows: torch.Tensor, cols: torch.Tensor):
-    out = torch.empty(len(rows), dtype=torch.float64)
-    for i in range(0, len(rows), _PAIR_CHUNK):
-        sl = slice(i, i + _PAIR_CHUNK)
-        out[sl] = exact_sqdist(q[rows[sl]], gallery.rows(cols[sl]))
-    return out
+    def sqdist(self, q: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Exact distances of (query row, gallery column) pairs, (P,) float64."""
+        out = torch.empty(len(rows), dtype=torch.float64)
+        for i in range(0, len(rows), _PAIR_CHUNK):
+            sl = slice(i, i + _PAIR_CHUNK)
+            out[sl] = exact_sqdist(q[rows[sl]], self.rows(cols[sl]))
+        return out
 
 
 class _ScreenBound:
@@ -96,8 +95,8 @@ class _ScreenBound:
 
     The screen computes v = ||g||^2 - 2 <low(q), low(g)> with inputs rounded to the screening
     dtype (error <= |q| r_g + r_q |g| + r_q r_g, r = rounding residual norm), accumulation in
-    fp32 or wider (gamma_D), the bias ||g||^2 and the output rounded to the screening dtype, and the
-    comparison done in float32 or wider.
+    fp32 or wider (gamma_D), the bias ||g||^2 and the output rounded to the screening dtype, and
+    the comparison done in float32 or wider.
     """
 
     def __init__(self, screen: torch.dtype, dim: int):
@@ -107,13 +106,48 @@ class _ScreenBound:
         self.u_cmp = u_acc
 
     def __call__(self, nq, rq, ng, rg) -> torch.Tensor:
-        """nq, rq: (Qc,) float64; ng, rg: scalars (block maxima). Returns (Qc,) float64."""
+        """nq, rq: (n,) float64; ng, rg: scalars (block maxima). Returns (n,) float64."""
         nq_, ng_ = nq + rq, ng + rg
         dot_in = nq * rg + rq * ng + rq * rg
         dot_acc = self.gamma * nq_ * ng_
         out = self.u * (ng**2 + 2 * (1 + self.gamma) * nq_ * ng_) * (1 + self.u) + self.u * ng**2
         cmp = 8 * self.u_cmp * (nq + ng) ** 2
         return (2 * (dot_in + dot_acc) + out + cmp) * (1 + 1e-3) + 1e-30
+
+
+class Screen:
+    """One screening precision: low-precision copies of queries and gallery, and the bound."""
+
+    def __init__(self, name: str, q: torch.Tensor, gallery: Gallery):
+        self.dtype = _DTYPES[name]
+        self.cmp = torch.float64 if self.dtype == torch.float64 else torch.float32
+        self.bound = _ScreenBound(self.dtype, q.shape[1])
+        self.q = q.to(self.dtype)  # (Q, D); no copy for fp32
+        self.nq, self.rq = _norms(q, self.q)
+        self.parts = [p.to(self.dtype) for p in gallery.parts]
+        norms = [_norms(p, lo) for p, lo in zip(gallery.parts, self.parts, strict=True)]
+        self.ng = torch.cat([n for n, _ in norms])  # (G,) float64
+        self.rg = torch.cat([r for _, r in norms])
+        self.bias = [n.square().to(self.dtype)[None] for n, _ in norms]  # (1, G_i) ||g||^2
+        self.offsets = gallery.offsets
+
+    def block(self, qi: torch.Tensor, part: int, c0: int, c1: int):
+        """Screened v = ||g||^2 - 2<q, g> (len(qi), c1 - c0), so that d~ = ||q||^2 + v,
+        and the per-row error bound E (len(qi),) float64 of d~."""
+        a, b = c0 - self.offsets[part], c1 - self.offsets[part]
+        v = torch.addmm(self.bias[part][:, a:b], self.q[qi], self.parts[part][a:b].T, alpha=-2)
+        return v, self.bound(self.nq[qi], self.rq[qi], self.ng[c0:c1].max(), self.rg[c0:c1].max())
+
+    def pairs(self, qi: torch.Tensor, cols: torch.Tensor, gallery: Gallery) -> torch.Tensor:
+        """Screened distances d~ of (query, column) pairs (P,) float64, within the same bound."""
+        acc = torch.float64 if self.dtype == torch.float64 else torch.float32
+        out = torch.empty(len(qi), dtype=torch.float64)
+        for i in range(0, len(qi), _PAIR_CHUNK):
+            sl = slice(i, i + _PAIR_CHUNK)
+            g = gallery.rows(cols[sl]).to(self.dtype).to(acc)
+            dot = (self.q[qi[sl]].to(acc) * g).sum(1).double()
+            out[sl] = self.ng[cols[sl]].square() - 2 * dot + self.nq[qi[sl]].square()
+        return out
 
 
 def _round(x: torch.Tensor, dtype: torch.dtype, up: bool) -> torch.Tensor:
@@ -131,6 +165,17 @@ def _key(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return (rows << 32) | bits
 
 
+def _repeat_index(n: torch.Tensor) -> torch.Tensor:
+    """[0] * n_0 + [1] * n_1 + ...: torch.repeat_interleave, which takes milliseconds on small
+    inputs here (thread start-up), done by numpy."""
+    return torch.from_numpy(np.repeat(np.arange(len(n)), n.numpy()))
+
+
+def _ragged_arange(n: torch.Tensor) -> torch.Tensor:
+    """Concatenated aranges: [0..n_0), [0..n_1), ... as one (sum n,) tensor."""
+    return torch.arange(int(n.sum())) - (torch.cumsum(n, 0) - n)[_repeat_index(n)]
+
+
 @dataclass
 class MatchCounts:
     """Per true match (sorted by query): c_j per gallery segment, before prefix sums."""
@@ -138,6 +183,45 @@ class MatchCounts:
     rows: torch.Tensor  # (P,) query index
     counts: torch.Tensor  # (P, S) int64
     num_queries: int
+
+
+@dataclass
+class _Chunk:
+    """One chunk of queries [q0, q0 + n) and its same-pid pairs (rows ascending, chunk-local)."""
+
+    q0: int
+    n: int
+    q_pids: torch.Tensor  # (n,)
+    pr: torch.Tensor  # (S,) same-pid pairs: true matches and junk
+    pc: torch.Tensor
+    mr: torch.Tensor  # (P,) true matches
+    mc: torch.Tensor
+
+    def __post_init__(self):
+        self.m = torch.bincount(self.mr, minlength=self.n)  # (n,) matches per query
+        self.row_start = torch.cumsum(self.m, 0) - self.m  # first match of each row in mr
+
+    def band(self, v, rows, lo, hi, c0, c1, base, g_pids):
+        """Items of a screened block clearly before every match of their row (count per row)
+        and those inside the band [lo, hi] (row index into `rows`, global column, screened v).
+        Matches and junk (same pid) are neither."""
+        below = v < lo[:, None]  # (n_rows, Gb) bool
+        n_below = below.sum(1)
+        cand = v <= hi[:, None]
+        cand ^= below
+        del below
+        r, c = cand.nonzero(as_tuple=True)
+        del cand
+        vals = v[r, c].double()
+        if c0 < base:
+            inv = torch.full((self.n,), -1)
+            inv[rows] = torch.arange(len(rows))
+            sp = (self.pc >= c0) & (self.pc < c1) & (inv[self.pr] >= 0)
+            spr, spc = inv[self.pr[sp]], self.pc[sp] - c0
+            n_below -= torch.bincount(spr[v[spr, spc] < lo[spr]], minlength=len(rows))
+            keep = g_pids[c + c0] != self.q_pids[rows[r]]
+            r, c, vals = r[keep], c[keep], vals[keep]
+        return n_below, r, c + c0, vals
 
 
 def match_counts(
@@ -152,136 +236,164 @@ def match_counts(
     boundaries: list[int],
     chunk_size: int,
     block_cols: int,
+    screen: str = "auto",
     fast: bool | None = None,
 ) -> MatchCounts:
     """Counts of non-junk non-matches before each true match, per gallery segment.
 
     `g_pids` covers gallery part 0 only; later parts (distractors) never match.
-    `boundaries` are the segment ends (ascending, last = gallery size).
-    `fast` forces (True) or forbids (False) the one-true-match path; None picks it when it applies.
+    `boundaries` are the segment ends (ascending, last = gallery size). `screen="auto"` screens
+    in bf16 and rescues rows (one-match path) or chunks (general path) whose band is crowded with
+    an fp32 screen. `fast` forces (True) or forbids (False) the one-true-match path.
     """
-    base = gallery.sizes[0]
-    bound = _ScreenBound(gallery.screen, q.shape[1])
-    # Same-pid pairs via the pid-sorted gallery.
-    g_order = torch.argsort(g_pids, stable=True)
+    names = ["bf16", "fp32"] if screen == "auto" else [screen]
+    screens = [Screen(name, q, gallery) for name in names]
+    blocks = list(gallery.blocks(boundaries, block_cols))
+    g_order = torch.argsort(g_pids, stable=True)  # same-pid pairs via the pid-sorted gallery
     uniq, n_per_pid = torch.unique_consecutive(g_pids[g_order], return_counts=True)
     pid_start = torch.cumsum(n_per_pid, 0) - n_per_pid
-    q_low = q.to(gallery.screen)
-    nq, rq = _norms(q, q_low)  # (Q,) float64 each
     all_rows, all_counts = [], []
-    num_segments = len(boundaries)
     for q0 in range(0, len(q), chunk_size):
-        q1 = min(len(q), q0 + chunk_size)
-        qc = q1 - q0
-        # 1. same-pid pairs of this chunk (rows ascending): true matches and junk
-        pos = torch.searchsorted(uniq, q_pids[q0:q1]).clamp(max=len(uniq) - 1)
-        n = torch.where(uniq[pos] == q_pids[q0:q1], n_per_pid[pos], 0)  # (Qc,)
-        pr = torch.repeat_interleave(torch.arange(qc), n)
-        pc = g_order[torch.repeat_interleave(pid_start[pos], n) + _ragged_arange(n)]
+        n = min(len(q), q0 + chunk_size) - q0
+        qp = q_pids[q0 : q0 + n]
+        pos = torch.searchsorted(uniq, qp).clamp(max=len(uniq) - 1)
+        npair = torch.where(uniq[pos] == qp, n_per_pid[pos], 0)  # (n,)
+        pr = _repeat_index(npair)
+        pc = g_order[pid_start[pos][_repeat_index(npair)] + _ragged_arange(npair)]
         is_match = torch.ones(len(pr), dtype=torch.bool)
         if same_camera_junk:
-            is_match = g_camids[pc] != q_camids[q0:q1][pr]
-        mr, mc = pr[is_match], pc[is_match]  # (P,) true matches
-        m = torch.bincount(mr, minlength=qc)  # (Qc,)
-        use_fast = bool((m == 1).all()) if fast is None else fast
-        if use_fast and not bool((m <= 1).all()):
+            is_match = g_camids[pc] != q_camids[q0 : q0 + n][pr]
+        ch = _Chunk(q0, n, qp, pr, pc, pr[is_match], pc[is_match])
+        use_fast = bool((ch.m == 1).all()) if fast is None else fast
+        if use_fast and not bool((ch.m <= 1).all()):
             raise ValueError("the one-true-match path needs at most one true match per query")
-        counts = torch.zeros(len(mr), num_segments, dtype=torch.int64)  # (P, S)
-        diff = torch.zeros(len(mr) + 1, num_segments, dtype=torch.int64)
-        row_start = torch.cumsum(m, 0) - m  # (Qc,) first match of each row in (mr, mc)
-        qs = q_low[q0:q1]
-        nqc, rqc = nq[q0:q1], rq[q0:q1]
-        approx = None  # (P,) screened distances of the matches
-        exact_match = torch.full((len(mr),), math.nan, dtype=torch.float64)
-        for part, c0, c1, seg in gallery.blocks(boundaries, block_cols):
-            p0 = gallery.offsets[part]
-            gl = gallery.low[part][c0 - p0 : c1 - p0]
-            # 2. screened v = ||g||^2 - 2<q,g>, (Qc, Gb); d~ = ||q||^2 + v
-            v = torch.addmm(gallery.sqnorm_low[part][:, c0 - p0 : c1 - p0], qs, gl.T, alpha=-2)
-            e = bound(nqc, rqc, gallery.norm[c0:c1].max(), gallery.resid[c0:c1].max())
-            if approx is None:
-                approx = _match_approx(q, qs, gallery, q0, mr, mc, v, c0, c1, nqc)
-                a_min = torch.full((qc,), _INF, dtype=torch.float64)
-                a_max = torch.full((qc,), -_INF, dtype=torch.float64)
-                a_min.scatter_reduce_(0, mr, approx, "amin")
-                a_max.scatter_reduce_(0, mr, approx, "amax")
-                a_min[m == 0] = -_INF  # no match: no candidates, nothing counted
-                if not use_fast:
-                    order = torch.argsort(_key(mr, approx.float()))
-                    mr, mc, approx = mr[order], mc[order], approx[order]
-                    sorted_keys = _key(mr, approx.float())
-            # 3. clearly before every match of the row, and the band that needs a closer look
-            cmp_dtype = torch.float64 if gallery.screen == torch.float64 else torch.float32
-            lo = _round(a_min - 2 * e - nqc, cmp_dtype, up=False)[:, None]
-            hi = _round(a_max + 2 * e - nqc, cmp_dtype, up=True)[:, None]
-            below = v < lo  # (Qc, Gb) bool
-            n_below = below.sum(1)
-            cand = (v <= hi) ^ below
-            del below
-            r, c = cand.nonzero(as_tuple=True)
-            del cand
-            vals = v[r, c].double() + nqc[r]  # (N,) screened distances of the candidates
-            c = c + c0
-            if c0 < base:  # matches and junk are never counted as impostors
-                sp = (pc >= c0) & (pc < c1)
-                spr, spc = pr[sp], pc[sp] - c0
-                n_below -= torch.bincount(spr[v[spr, spc] < lo[spr, 0]], minlength=qc)
-                keep = g_pids[c] != q_pids[q0:q1][r]
-                r, c, vals = r[keep], c[keep], vals[keep]
-            has = m > 0
-            diff[row_start[has], seg] += n_below[has]
-            # 4. which matches each candidate is clearly before (diff) or ambiguous with (exact)
-            if use_fast:
-                amb_x = torch.arange(len(r))
-                amb_j = row_start[r]
-            else:
-                er = e[r]
-                key_lo = _key(r, _round(vals - 2 * er, torch.float32, up=False))
-                key_hi = _key(r, _round(vals + 2 * er, torch.float32, up=True))
-                # matches [row start, lo_j) are clearly closer, [hi_j, row end) clearly farther
-                lo_j = torch.searchsorted(sorted_keys, key_lo)
-                hi_j = torch.searchsorted(sorted_keys, key_hi, right=True)
-                sure = hi_j < row_start[r] + m[r]
-                diff[:, seg].index_add_(0, hi_j[sure], torch.ones_like(hi_j[sure]))
-                amb_n = hi_j - lo_j
-                amb_x = torch.repeat_interleave(torch.arange(len(r)), amb_n)
-                amb_j = torch.repeat_interleave(lo_j, amb_n) + _ragged_arange(amb_n)
-            if len(amb_x):
-                ux, inv_x = torch.unique(amb_x, return_inverse=True)
-                dx = _pair_sqdist(q, gallery, r[ux] + q0, c[ux])[inv_x]
-                need = torch.unique(amb_j)
-                need = need[exact_match[need].isnan()]
-                exact_match[need] = _pair_sqdist(q, gallery, mr[need] + q0, mc[need])
-                dj = exact_match[amb_j]
-                cx, cj = c[amb_x], mc[amb_j]
-                before = (dx < dj) | ((dx == dj) & (cx < cj))
-                counts[:, seg].index_add_(0, amb_j[before], torch.ones_like(amb_j[before]))
-            del v
-        # 5. c_j = direct (exact) contributions + prefix sums of the "before all from here" marks
-        cs = diff[:-1].cumsum(0)
-        prev = torch.cat([torch.zeros(1, num_segments, dtype=torch.int64), cs])[row_start[mr]]
-        counts += cs - prev
-        all_rows.append(mr + q0)
+        run = _fast_chunk if use_fast else _general_chunk
+        counts = None
+        for i, s in enumerate(screens):
+            # the general path restarts a crowded chunk with the next screen
+            last = use_fast or i + 1 == len(screens)
+            budget = None if last else _restart_budget(ch, q, gallery)
+            counts = run(ch, screens[i:] if use_fast else s, q, gallery, g_pids, blocks,
+                         len(boundaries), budget)  # fmt: skip
+            if counts is not None:
+                break
+        all_rows.append(ch.mr + q0)
         all_counts.append(counts)
     return MatchCounts(torch.cat(all_rows), torch.cat(all_counts), len(q))
 
 
-def _ragged_arange(n: torch.Tensor) -> torch.Tensor:
-    """Concatenated aranges: [0..n_0), [0..n_1), ... as one (sum n,) tensor."""
-    return torch.arange(int(n.sum())) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
+def _restart_budget(ch: _Chunk, q: torch.Tensor, gallery: Gallery) -> float:
+    """Ambiguous pairs worth resolving exactly rather than re-screening the chunk in fp32."""
+    return ch.n * gallery.size * q.shape[1] * _GEMM_S_PER_MAC / _EXACT_PAIR_S
 
 
-def _match_approx(q, qs, gallery, q0, mr, mc, v, c0, c1, nqc) -> torch.Tensor:
-    """Screened distances of the true matches (P,) float64, within the same bound as v."""
-    if len(mc) and int(mc.min()) >= c0 and int(mc.max()) < c1:
-        return v[mr, mc - c0].double() + nqc[mr]
-    acc = torch.float64 if gallery.screen == torch.float64 else torch.float32
-    out = torch.empty(len(mr), dtype=torch.float64)
-    for i in range(0, len(mr), _PAIR_CHUNK):
-        sl = slice(i, i + _PAIR_CHUNK)
-        dot = (qs[mr[sl]].to(acc) * gallery.low_rows(mc[sl]).to(acc)).sum(1)
-        out[sl] = gallery.norm[mc[sl]].square() - 2 * dot.double() + nqc[mr[sl]]
-    return out
+def _fast_chunk(ch, screens, q, gallery, g_pids, blocks, num_segments, _budget):
+    """One true match per query: count the items before it, no sort. Rows whose band is
+    crowded under one screen are re-screened with the next (bf16 -> fp32)."""
+    counts = torch.zeros(len(ch.mr), num_segments, dtype=torch.int64)  # (P, S)
+    match_of = torch.full((ch.n,), -1)
+    match_of[ch.mr] = torch.arange(len(ch.mr))  # row -> its match index, or -1
+    approx = {}  # screen index -> (n,) screened distance of each row's match
+    exact = torch.full((len(ch.mr),), math.nan, dtype=torch.float64)
+    for part, c0, c1, seg in blocks:
+        rows = torch.arange(ch.n)[match_of >= 0]
+        for level, s in enumerate(screens):
+            if not len(rows):
+                break
+            if level not in approx:
+                approx[level] = torch.full((ch.n,), math.nan, dtype=torch.float64)
+                has = match_of >= 0
+                approx[level][has] = s.pairs(ch.mr + ch.q0, ch.mc, gallery)[match_of[has]]
+            v, e = s.block(rows + ch.q0, part, c0, c1)
+            a, nq2 = approx[level][rows], s.nq[rows + ch.q0].square()
+            lo = _round(a - 2 * e - nq2, s.cmp, up=False)
+            hi = _round(a + 2 * e - nq2, s.cmp, up=True)
+            n_below, r, c, _ = ch.band(v, rows, lo, hi, c0, c1, gallery.base, g_pids)
+            del v
+            crowded = torch.bincount(r, minlength=len(rows)) > max(8, (c1 - c0) * q.shape[1] // 2e5)
+            if level + 1 == len(screens):
+                crowded[:] = False
+            done = ~crowded
+            j = match_of[rows[done]]
+            counts[j, seg] += n_below[done]
+            sel = done[r]
+            _resolve(ch, q, gallery, rows[r[sel]], c[sel], match_of, exact, counts, seg)
+            rows = rows[crowded]
+    return counts
+
+
+def _resolve(ch, q, gallery, rows, cols, match_of, exact, counts, seg):
+    """Exact comparison of band items (chunk rows, global cols) with their row's single match."""
+    if not len(rows):
+        return
+    j = match_of[rows]
+    need = torch.unique(j)
+    need = need[exact[need].isnan()]
+    exact[need] = gallery.sqdist(q, ch.mr[need] + ch.q0, ch.mc[need])
+    dx, dj = gallery.sqdist(q, rows + ch.q0, cols), exact[j]
+    before = (dx < dj) | ((dx == dj) & (cols < ch.mc[j]))
+    counts[:, seg].index_add_(0, j[before], torch.ones_like(j[before]))
+
+
+def _general_chunk(ch, s, q, gallery, g_pids, blocks, num_segments, budget):
+    """Any number of true matches per query. Returns None when the first block's band holds
+    more ambiguous pairs than `budget` (the caller re-screens the chunk more precisely)."""
+    mr, mc = ch.mr, ch.mc
+    counts = torch.zeros(len(mr), num_segments, dtype=torch.int64)  # (P, S) exact contributions
+    diff = torch.zeros(len(mr) + 1, num_segments, dtype=torch.int64)  # "before matches >= j"
+    exact = torch.full((len(mr),), math.nan, dtype=torch.float64)
+    rows = torch.arange(ch.n)
+    has = ch.m > 0
+    nq2 = s.nq[ch.q0 : ch.q0 + ch.n].square()
+    for b, (part, c0, c1, seg) in enumerate(blocks):
+        v, e = s.block(rows + ch.q0, part, c0, c1)  # (n, Gb), (n,)
+        if b == 0:
+            # screened match distances, sorted within each row: the order `diff` refers to
+            if len(mc) and int(mc.max()) < c1:
+                approx = v[mr, mc - c0].double() + nq2[mr]
+            else:
+                approx = s.pairs(mr + ch.q0, mc, gallery)
+            order = torch.argsort(_key(mr, approx.float()))
+            mr, mc, approx = mr[order], mc[order], approx[order]
+            sorted_keys = _key(mr, approx.float())
+            a_min = torch.full((ch.n,), -_INF, dtype=torch.float64)  # no match: empty band
+            a_max = torch.full((ch.n,), -_INF, dtype=torch.float64)
+            a_min[has] = approx[ch.row_start[has]]
+            a_max[has] = approx[(ch.row_start + ch.m - 1)[has]]
+        lo = _round(a_min - 2 * e - nq2, s.cmp, up=False)
+        hi = _round(a_max + 2 * e - nq2, s.cmp, up=True)
+        n_below, r, c, vals = ch.band(v, rows, lo, hi, c0, c1, gallery.base, g_pids)
+        del v
+        diff[ch.row_start[has], seg] += n_below[has]
+        # which matches each band item is clearly before (diff) or ambiguous with (exact)
+        vals, er = vals + nq2[r], e[r]
+        key_lo = _key(r, _round(vals - 2 * er, torch.float32, up=False))
+        key_hi = _key(r, _round(vals + 2 * er, torch.float32, up=True))
+        # matches [row start, lo_j) are clearly closer, [hi_j, row end) clearly farther
+        lo_j = torch.searchsorted(sorted_keys, key_lo)
+        hi_j = torch.searchsorted(sorted_keys, key_hi, right=True)
+        amb_n = hi_j - lo_j
+        if b == 0 and budget is not None and int(amb_n.sum()) > budget:
+            return None
+        sure = hi_j < ch.row_start[r] + ch.m[r]
+        diff[:, seg].index_add_(0, hi_j[sure], torch.ones_like(hi_j[sure]))
+        amb_x = _repeat_index(amb_n)
+        amb_j = lo_j[amb_x] + _ragged_arange(amb_n)
+        if len(amb_x):
+            ux, inv_x = torch.unique(amb_x, return_inverse=True)
+            dx = gallery.sqdist(q, r[ux] + ch.q0, c[ux])[inv_x]
+            need = torch.unique(amb_j)
+            need = need[exact[need].isnan()]
+            exact[need] = gallery.sqdist(q, mr[need] + ch.q0, mc[need])
+            dj, cx, cj = exact[amb_j], c[amb_x], mc[amb_j]
+            before = (dx < dj) | ((dx == dj) & (cx < cj))
+            counts[:, seg].index_add_(0, amb_j[before], torch.ones_like(amb_j[before]))
+    # c_j = exact contributions + prefix sums of the "before every match from here on" marks
+    cs = diff[:-1].cumsum(0)
+    prev = torch.cat([torch.zeros(1, num_segments, dtype=torch.int64), cs])[ch.row_start[mr]]
+    counts += cs - prev
+    # back to the chunk's original match order (that of ch.mr)
+    return counts[torch.argsort(order)]
 
 
 def metrics_from_counts(mc: MatchCounts, max_rank: int) -> list[dict]:

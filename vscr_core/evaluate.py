@@ -126,7 +126,7 @@ def rank_metrics(
     max_rank: int = 50,
     chunk_size: int | None = None,
     gallery_chunk_size: int | None = None,
-    screen: str = "bf16",
+    screen: str = "auto",
     memory_mb: int = _DEFAULT_MEMORY_MB,
 ) -> RankMetrics:
     """CMC (length `max_rank`), mAP, mINP and query counts; exact, in bounded memory.
@@ -134,8 +134,8 @@ def rank_metrics(
     q_feats (Q, D), g_feats (G, D): features (torch or numpy, any float dtype).
     q_pids, g_pids, q_camids, g_camids: integer labels; camids are needed for
     `junk="same_camera"`. `chunk_size` queries and `gallery_chunk_size` gallery items are
-    processed at a time (chosen from `memory_mb` when None). `screen` ("bf16", "fp32", "fp64")
-    only changes speed, never the result.
+    processed at a time (chosen from `memory_mb` when None). `screen` ("auto", "bf16", "fp32",
+    "fp64"), the precision of the first distance pass, only changes speed, never the result.
     """
     return _evaluate(
         q_feats, [g_feats], q_pids, g_pids, q_camids, g_camids, None,
@@ -188,7 +188,7 @@ def _evaluate(
     max_rank: int = 50,
     chunk_size: int | None = None,
     gallery_chunk_size: int | None = None,
-    screen: str = "bf16",
+    screen: str = "auto",
     memory_mb: int = _DEFAULT_MEMORY_MB,
     fast: bool | None = None,
 ) -> list[RankMetrics]:
@@ -209,15 +209,14 @@ def _evaluate(
         qc, gc = _labels(q_camids, "q_camids", len(q)), _labels(g_camids, "g_camids", len(g))
     if metric == "cosine":
         q, parts = F.normalize(q, dim=1), [F.normalize(p, dim=1) for p in parts]
-    gallery = _rank.Gallery(parts, _rank.SCREENS[screen])
+    gallery = _rank.Gallery(parts)
     boundaries = [len(g) + c for c in (distractor_counts or [0])]
     block = gallery_chunk_size or min(_GALLERY_BLOCK, gallery.size)
-    itemsize = torch.empty(0, dtype=gallery.screen).element_size()
-    per_query = block * (itemsize + 3)  # screened block + two masks
+    per_query = block * 6  # screened block (fp32 when rescued) + two masks
     chunk = chunk_size or max(1, min(len(q), memory_mb * 2**20 // per_query))
     counts = _rank.match_counts(
         q, gallery, qp, gp, qc, gc, same_camera_junk=junk == "same_camera",
-        boundaries=boundaries, chunk_size=chunk, block_cols=block, fast=fast,
+        boundaries=boundaries, chunk_size=chunk, block_cols=block, screen=screen, fast=fast,
     )  # fmt: skip
     return [RankMetrics(**m) for m in _rank.metrics_from_counts(counts, max_rank)]
 
