@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vscr_core.config import PROFILES, Config, profile, scaled_steps
+from vscr_core.config import PROFILES, Config, lr_milestones, profile
 from vscr_core.data.types import UNKNOWN, VIEW_NAMES, flip_view, merge_view
 
 
@@ -22,13 +22,13 @@ def test_paper_profile_has_the_papers_settings():
     t = cfg.train
     assert (t.ids_per_batch, t.images_per_id, t.lr, t.momentum, t.weight_decay) == (
         8, 4, 0.01, 0.9, 3e-4)
-    assert (t.epochs, t.lr_steps, t.triplet_margin) == (120, (30, 60, 90), 0.3)
+    assert (t.epochs, lr_milestones(t), t.triplet_margin) == (120, (30, 60, 90), 0.3)
     assert (t.triplet_weight, t.view_weight, t.mscl_weight) == (1.0, 1.0, 1.0)
 
 
-def test_smaller_profiles_scale_the_schedule_proportionally():
-    assert scaled_steps(24) == (6, 12, 18)
-    assert profile("quick").train.lr_steps == scaled_steps(profile("quick").train.epochs)
+def test_shorter_schedules_scale_the_lr_steps_proportionally():
+    assert lr_milestones(profile("paper", **{"train.epochs": 24}).train) == (6, 12, 18)
+    assert lr_milestones(profile("paper", **{"train.lr_steps": (5, 7)}).train) == (5, 7)
 
 
 def test_unknown_fields_are_named():

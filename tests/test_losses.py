@@ -27,17 +27,15 @@ def test_mscl_matches_eq6_and_its_gradient():
     f = torch.randn(4, 8, requires_grad=True)
     sides = [torch.randn(4, 8, requires_grad=True) for _ in range(2)]
     loss = mscl_loss(f, sides)
-    # Eq. 6 written out: sum over side branches and dimensions of squared differences, batch mean
-    expected = sum(
-        sum((f[i, m] - s[i, m]) ** 2 for m in range(8)) for s in sides for i in range(4)
-    ) / 4
-    torch.testing.assert_close(loss, expected)
+    # Eq. 6 written out (sum over side branches and dimensions of squared differences), averaged
+    # over the batch of 4 and, as documented in mscl_loss, divided by Dim = 8
+    eq6 = sum(sum((f[i, m] - s[i, m]) ** 2 for m in range(8)) for s in sides for i in range(4))
+    torch.testing.assert_close(loss, eq6 / 4 / 8)
     loss.backward()
     with torch.no_grad():
-        grad_f = sum(2 * (f - s) for s in sides) / 4
-        torch.testing.assert_close(f.grad, grad_f)
+        torch.testing.assert_close(f.grad, sum(2 * (f - s) for s in sides) / 32)
         for s in sides:
-            torch.testing.assert_close(s.grad, 2 * (s - f) / 4)
+            torch.testing.assert_close(s.grad, 2 * (s - f) / 32)
 
 
 def _batch_hard_reference(x, pids, margin):

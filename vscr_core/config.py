@@ -46,7 +46,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 120  # the paper's schedule
-    lr_steps: tuple[int, ...] = (30, 60, 90)  # lr x 0.1 at these epochs
+    # lr x 0.1 at these epochs; None: at 1/4, 1/2 and 3/4 of `epochs` (the paper's 30/60/90 of 120)
+    lr_steps: tuple[int, ...] | None = None
     ids_per_batch: int = 8  # P
     images_per_id: int = 4  # K
     lr: float = 0.01
@@ -142,15 +143,18 @@ def _validate(cfg: Config) -> None:
     _check(m.embed_dim >= 1, "model.embed_dim", f"expected a positive width, got {m.embed_dim}")
     _check(t.precision in PRECISIONS, "train.precision", f"{t.precision!r} not in {PRECISIONS}")
     _check(t.epochs >= 1, "train.epochs", f"expected >= 1, got {t.epochs}")
-    _check(list(t.lr_steps) == sorted(t.lr_steps), "train.lr_steps",
+    _check(t.lr_steps is None or list(t.lr_steps) == sorted(t.lr_steps), "train.lr_steps",
            f"expected increasing epochs, got {t.lr_steps}")
     _check(t.ids_per_batch >= 2, "train.ids_per_batch", "the triplet loss needs P >= 2 identities")
     _check(t.images_per_id >= 2, "train.images_per_id", "the triplet loss needs K >= 2 images")
 
 
-def scaled_steps(epochs: int, paper_epochs: int = 120, paper_steps=(30, 60, 90)) -> tuple[int, ...]:
-    """The paper's lr steps at the same fractions of a shorter schedule."""
-    return tuple(max(1, round(s * epochs / paper_epochs)) for s in paper_steps)
+def lr_milestones(train: TrainConfig) -> tuple[int, ...]:
+    """The epochs at which the lr drops: `train.lr_steps`, or the paper's 30/60/90 of 120 epochs
+    scaled to `train.epochs`."""
+    if train.lr_steps is not None:
+        return train.lr_steps
+    return tuple(max(1, round(s * train.epochs / 120)) for s in (30, 60, 90))
 
 
 PAPER = Config(name="paper")
@@ -159,14 +163,14 @@ QUICK = Config(
     name="quick",
     data=DataConfig(synth_preset="quick", image_size=(64, 64), cache_images=True, num_workers=0),
     model=ModelConfig(backbone="resnet18", pretrained=None),
-    train=TrainConfig(epochs=24, lr_steps=scaled_steps(24)),
+    train=TrainConfig(epochs=24),
 )
 
 SMOKE = Config(
     name="smoke",
     data=DataConfig(synth_preset="smoke", image_size=(32, 32), cache_images=True, num_workers=0),
-    model=ModelConfig(backbone="resnet18", pretrained=None, embed_dim=64),
-    train=TrainConfig(epochs=2, lr_steps=scaled_steps(2), ids_per_batch=4, images_per_id=2),
+    model=ModelConfig(backbone="resnet18", pretrained=None),
+    train=TrainConfig(epochs=4, ids_per_batch=4, images_per_id=2),
 )
 
 PROFILES: dict[str, Config] = {"smoke": SMOKE, "quick": QUICK, "paper": PAPER}
@@ -180,5 +184,5 @@ def profile(name: str, **overrides: Any) -> Config:
 
 
 __all__ = [
-    "Config", "DataConfig", "ModelConfig", "TrainConfig", "PROFILES", "profile", "scaled_steps",
+    "Config", "DataConfig", "ModelConfig", "TrainConfig", "PROFILES", "lr_milestones", "profile",
 ]

@@ -54,10 +54,16 @@ def triplet_loss(features: torch.Tensor, pids: torch.Tensor, margin: float = 0.3
 
 
 def mscl_loss(f: torch.Tensor, side_features: list[torch.Tensor]) -> torch.Tensor:
-    """Eq. 6: sum over side branches of the squared L2 distance between f and f*_b, averaged over
-    the batch. Gradients flow both ways, so f and f*_b learn from each other."""
+    """Eq. 6, the multi-scale consensus loss: the squared L2 distance between f and each side
+    branch's f*_b, summed over side branches and averaged over the batch and the feature dimension.
+
+    Eq. 6 sums over the Dim feature dimensions; we average instead (as torch's MSELoss does), i.e.
+    Eq. 6 / Dim. With the plain sum and lambda_3 = 1, SGD at the paper's lr of 0.01 diverges within
+    a few steps (measured on the smoke profile), because the loss's curvature in the FC weights
+    grows with Dim. Gradients flow both ways, so f and f*_b learn from each other.
+    """
     f = f.float()
-    return sum(((f - s.float()) ** 2).sum(1).mean() for s in side_features)
+    return sum(((f - s.float()) ** 2).mean(1).mean() for s in side_features)
 
 
 def vscr_loss(

@@ -79,10 +79,11 @@ class EmbeddingHead(nn.Module):
 
     def __init__(self, in_channels: int, embed_dim: int, num_ids: int):
         super().__init__()
+        # PyTorch's default init for the feature layer keeps f small at the start, so the
+        # squared distances of Eq. 6 start small too; a He init makes MSCL's first gradients
+        # thousands of times larger than the ID losses' and training diverges.
         self.embed = nn.Linear(in_channels, embed_dim)
         self.classifier = nn.Linear(embed_dim, num_ids)
-        nn.init.kaiming_normal_(self.embed.weight, mode="fan_out")
-        nn.init.zeros_(self.embed.bias)
         nn.init.normal_(self.classifier.weight, std=0.001)
         nn.init.zeros_(self.classifier.bias)
 

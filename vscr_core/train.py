@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from vscr_core.config import Config
+from vscr_core.config import Config, lr_milestones
 from vscr_core.data.sampler import PKBatchSampler
 from vscr_core.data.types import ReIDDataset, Sample, merge_view
 from vscr_core.losses import vscr_loss
@@ -235,7 +235,7 @@ def fit(
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
                                 weight_decay=t.weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(t.lr_steps), gamma=0.1)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(lr_milestones(t)), gamma=0.1)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     history: list[dict] = []
     start_epoch = 0
