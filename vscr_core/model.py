@@ -5,7 +5,7 @@
           -> per branch: GAP -> FC 512 (the feature) -> FC num_ids                (Eq. 9)
     f = feature of branch 0 -> gradient reversal -> 2-FC view discriminator       (Sect. 4.2.2)
 
-At inference only f is kept (or, for Table 2's fused rows, the concatenation of all branch features).
+At inference only f is kept (for Table 2's fused rows: the concatenation of all branch features).
 Every row of Table 2 is a configuration of this one class, never a subclass.
 """
 
@@ -130,7 +130,8 @@ class VSCRNet(nn.Module):
 
         resnet = BACKBONES[backbone][0](weights=None)
         if pretrained is not None:
-            missing, _ = resnet.load_state_dict(load_imagenet_weights(backbone, pretrained), strict=False)
+            state = load_imagenet_weights(backbone, pretrained)
+            missing, _ = resnet.load_state_dict(state, strict=False)
             if any(not k.startswith("fc.") for k in missing):
                 raise ValueError(f"weights ({pretrained}) lack trunk parameters, e.g. {missing[0]}")
         # 1. Shared trunk: stem and res2..res4, computed once per batch.
@@ -152,7 +153,9 @@ class VSCRNet(nn.Module):
         channels = BACKBONES[backbone][2]
         self.heads = nn.ModuleList(EmbeddingHead(channels, embed_dim, num_ids) for _ in dilations)
         # 4. View adversary on f.
-        self.view_discriminator = ViewDiscriminator(embed_dim, num_views) if view_adversary else None
+        self.view_discriminator = (
+            ViewDiscriminator(embed_dim, num_views) if view_adversary else None
+        )
 
     @property
     def uses_mscl(self) -> bool:
