@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,19 +30,22 @@ SCREENS = ("auto", "bf16", "fp32", "fp64")
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
 _UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24, torch.float64: 2.0**-53}
 _PAIR_CHUNK = 1024  # pairs per exact-distance gather (4 MB of float64 rows at 512-D)
-_ROW_CHUNK = 65536  # rows per norm computation, to bound the float64 temporaries
-_EXACT_PAIR_S = 4e-6  # measured cost of one exact 512-D pair distance, to choose a rescue
+_ROW_CHUNK = 65536  # rows per residual computation, to bound the temporaries
+_EXACT_PAIR_S = 1e-6  # cost of settling one band item (fp32 pair, rarely exact), 512-D
 _GEMM_S_PER_MAC = 1e-11  # ~100 GFLOP/s float32 on 2 cores
+_PROBE = 256  # queries in the first chunk when the screen is chosen automatically
 _INF = float("inf")
 
 
 def _norms(x: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """||x|| and ||x - low|| per row, float64, computed in slices."""
-    norm, resid = torch.empty(len(x), dtype=torch.float64), torch.empty(len(x), dtype=torch.float64)
+    """||x|| and ||x - low|| per row, float64 (x - low is exact in float32)."""
+    norm = torch.linalg.vector_norm(x, dim=1, dtype=torch.float64)
+    if low.dtype == x.dtype:
+        return norm, torch.zeros_like(norm)
+    resid = torch.empty_like(norm)
     for i in range(0, len(x), _ROW_CHUNK):
-        x64 = x[i : i + _ROW_CHUNK].double()
-        norm[i : i + len(x64)] = x64.norm(dim=1)
-        resid[i : i + len(x64)] = (x64 - low[i : i + _ROW_CHUNK].double()).norm(dim=1)
+        sl = slice(i, i + _ROW_CHUNK)
+        resid[sl] = torch.linalg.vector_norm(x[sl] - low[sl].float(), dim=1, dtype=torch.float64)
     return norm, resid
 
 
@@ -67,9 +71,10 @@ class Gallery:
         if len(self.parts) == 1:
             return self.parts[0][cols]
         out = torch.empty(len(cols), self.parts[0].shape[1])
+        which = torch.bucketize(cols, torch.tensor(self.offsets[1:-1]), right=True)
         for i, part in enumerate(self.parts):
-            sel = (cols >= self.offsets[i]) & (cols < self.offsets[i + 1])
-            out[sel] = part[cols[sel] - self.offsets[i]]
+            idx = (which == i).nonzero().squeeze(1)
+            out.index_copy_(0, idx, part.index_select(0, cols[idx] - self.offsets[i]))
         return out
 
     def blocks(self, boundaries: list[int], block_cols: int) -> Iterator[tuple[int, int, int, int]]:
@@ -120,7 +125,6 @@ class Screen:
 
     def __init__(self, name: str, q: torch.Tensor, gallery: Gallery):
         self.dtype = _DTYPES[name]
-        self.cmp = torch.float64 if self.dtype == torch.float64 else torch.float32
         self.bound = _ScreenBound(self.dtype, q.shape[1])
         self.q = q.to(self.dtype)  # (Q, D); no copy for fp32
         self.nq, self.rq = _norms(q, self.q)
@@ -201,27 +205,23 @@ class _Chunk:
         self.m = torch.bincount(self.mr, minlength=self.n)  # (n,) matches per query
         self.row_start = torch.cumsum(self.m, 0) - self.m  # first match of each row in mr
 
-    def band(self, v, rows, lo, hi, c0, c1, base, g_pids):
-        """Items of a screened block clearly before every match of their row (count per row)
-        and those inside the band [lo, hi] (row index into `rows`, global column, screened v).
-        Matches and junk (same pid) are neither."""
-        below = v < lo[:, None]  # (n_rows, Gb) bool
-        n_below = below.sum(1)
-        cand = v <= hi[:, None]
-        cand ^= below
-        del below
+    def band(self, v, rows, lo, hi, c0, base, g_pids):
+        """Split a screened block (rows `rows`, columns from c0) by per-row thresholds (v-space,
+        float64): items below `lo` are clearly before every match of their row (counted per row);
+        items in [lo, hi] are returned (index into `rows`, global column, screened v). Matches and
+        junk (same pid) are neither. Two passes over the block: compare and nonzero."""
+        cand = v <= _round(hi, v.dtype, up=True)[:, None]  # (n_rows, Gb) bool
         r, c = cand.nonzero(as_tuple=True)
         del cand
         vals = v[r, c].double()
+        keep = vals <= hi[r]
         if c0 < base:
-            inv = torch.full((self.n,), -1)
-            inv[rows] = torch.arange(len(rows))
-            sp = (self.pc >= c0) & (self.pc < c1) & (inv[self.pr] >= 0)
-            spr, spc = inv[self.pr[sp]], self.pc[sp] - c0
-            n_below -= torch.bincount(spr[v[spr, spc] < lo[spr]], minlength=len(rows))
-            keep = g_pids[c + c0] != self.q_pids[rows[r]]
-            r, c, vals = r[keep], c[keep], vals[keep]
-        return n_below, r, c + c0, vals
+            keep &= g_pids[c + c0] != self.q_pids[rows[r]]
+        r, c, vals = r[keep], c[keep] + c0, vals[keep]
+        below = vals < lo[r]
+        n_below = torch.bincount(r[below], minlength=len(rows))
+        inside = ~below
+        return n_below, r[inside], c[inside], vals[inside]
 
 
 def match_counts(
@@ -248,13 +248,19 @@ def match_counts(
     """
     names = ["bf16", "fp32"] if screen == "auto" else [screen]
     screens = [Screen(name, q, gallery) for name in names]
+    # band items of a bf16 screen get a cheap fp32 look before any exact distance
+    refine = screens[-1] if names[-1] == "fp32" else Screen("fp32", q, gallery)
     blocks = list(gallery.blocks(boundaries, block_cols))
     g_order = torch.argsort(g_pids, stable=True)  # same-pid pairs via the pid-sorted gallery
     uniq, n_per_pid = torch.unique_consecutive(g_pids[g_order], return_counts=True)
     pid_start = torch.cumsum(n_per_pid, 0) - n_per_pid
     all_rows, all_counts = [], []
-    for q0 in range(0, len(q), chunk_size):
-        n = min(len(q), q0 + chunk_size) - q0
+    first = 0  # the general path's first screen: once a chunk needed fp32, later ones start there
+    # with screen="auto" a small first chunk probes whether bf16 screening pays off
+    probe = min(_PROBE, chunk_size) if screen == "auto" else chunk_size
+    cuts = [0, *range(probe, len(q), chunk_size), len(q)]
+    for q0, q1 in zip(cuts[:-1], cuts[1:], strict=True):
+        n = q1 - q0
         qp = q_pids[q0 : q0 + n]
         pos = torch.searchsorted(uniq, qp).clamp(max=len(uniq) - 1)
         npair = torch.where(uniq[pos] == qp, n_per_pid[pos], 0)  # (n,)
@@ -269,17 +275,23 @@ def match_counts(
             raise ValueError("the one-true-match path needs at most one true match per query")
         run = _fast_chunk if use_fast else _general_chunk
         counts = None
-        for i, s in enumerate(screens):
+        for i in range(first, len(screens)):
             # the general path restarts a crowded chunk with the next screen
             last = use_fast or i + 1 == len(screens)
             budget = None if last else _restart_budget(ch, q, gallery)
-            counts = run(ch, screens[i:] if use_fast else s, q, gallery, g_pids, blocks,
-                         len(boundaries), budget)  # fmt: skip
+            counts = run(ch, screens[i:] if use_fast else screens[i], refine, q, gallery, g_pids,
+                         blocks, len(boundaries), budget)  # fmt: skip
             if counts is not None:
+                first = first if use_fast else i
                 break
         all_rows.append(ch.mr + q0)
         all_counts.append(counts)
     return MatchCounts(torch.cat(all_rows), torch.cat(all_counts), len(q))
+
+
+def _crowd_limit(cols: int, dim: int) -> float:
+    """Band items in one row beyond which an fp32 product over the row's block is cheaper."""
+    return max(8.0, cols * dim * _GEMM_S_PER_MAC / _EXACT_PAIR_S)
 
 
 def _restart_budget(ch: _Chunk, q: torch.Tensor, gallery: Gallery) -> float:
@@ -287,7 +299,7 @@ def _restart_budget(ch: _Chunk, q: torch.Tensor, gallery: Gallery) -> float:
     return ch.n * gallery.size * q.shape[1] * _GEMM_S_PER_MAC / _EXACT_PAIR_S
 
 
-def _fast_chunk(ch, screens, q, gallery, g_pids, blocks, num_segments, _budget):
+def _fast_chunk(ch, screens, refine, q, gallery, g_pids, blocks, num_segments, _budget):
     """One true match per query: count the items before it, no sort. Rows whose band is
     crowded under one screen are re-screened with the next (bf16 -> fp32)."""
     counts = torch.zeros(len(ch.mr), num_segments, dtype=torch.int64)  # (P, S)
@@ -306,39 +318,66 @@ def _fast_chunk(ch, screens, q, gallery, g_pids, blocks, num_segments, _budget):
                 approx[level][has] = s.pairs(ch.mr + ch.q0, ch.mc, gallery)[match_of[has]]
             v, e = s.block(rows + ch.q0, part, c0, c1)
             a, nq2 = approx[level][rows], s.nq[rows + ch.q0].square()
-            lo = _round(a - 2 * e - nq2, s.cmp, up=False)
-            hi = _round(a + 2 * e - nq2, s.cmp, up=True)
-            n_below, r, c, _ = ch.band(v, rows, lo, hi, c0, c1, gallery.base, g_pids)
+            n_below, r, c, _ = ch.band(v, rows, a - 2 * e - nq2, a + 2 * e - nq2, c0, gallery.base,
+                                       g_pids)  # fmt: skip
             del v
-            crowded = torch.bincount(r, minlength=len(rows)) > max(8, (c1 - c0) * q.shape[1] // 2e5)
+            crowded = torch.bincount(r, minlength=len(rows)) > _crowd_limit(c1 - c0, q.shape[1])
             if level + 1 == len(screens):
                 crowded[:] = False
             done = ~crowded
             j = match_of[rows[done]]
             counts[j, seg] += n_below[done]
             sel = done[r]
-            _resolve(ch, q, gallery, rows[r[sel]], c[sel], match_of, exact, counts, seg)
+            _resolve(ch, q, gallery, refine if s.dtype == torch.bfloat16 else None, rows[r[sel]],
+                     c[sel], match_of, exact, counts, seg)  # fmt: skip
             rows = rows[crowded]
     return counts
 
 
-def _resolve(ch, q, gallery, rows, cols, match_of, exact, counts, seg):
-    """Exact comparison of band items (chunk rows, global cols) with their row's single match."""
+def _resolve(ch, q, gallery, refine, rows, cols, match_of, exact, counts, seg):
+    """Band items (chunk rows, global cols) against their row's single match."""
     if not len(rows):
         return
     j = match_of[rows]
-    need = torch.unique(j)
-    need = need[exact[need].isnan()]
-    exact[need] = gallery.sqdist(q, ch.mr[need] + ch.q0, ch.mc[need])
-    dx, dj = gallery.sqdist(q, rows + ch.q0, cols), exact[j]
-    before = (dx < dj) | ((dx == dj) & (cols < ch.mc[j]))
+    _exact_matches(ch, q, gallery, exact, j)
+    before = _is_before(q, gallery, refine, rows + ch.q0, cols, exact[j], ch.mc[j])
     counts[:, seg].index_add_(0, j[before], torch.ones_like(j[before]))
 
 
-def _general_chunk(ch, s, q, gallery, g_pids, blocks, num_segments, budget):
+def _exact_matches(ch, q, gallery, exact, j):
+    """Fill the cache `exact` of the true matches' exact distances at indices j."""
+    need = torch.unique(j)
+    need = need[exact[need].isnan()]
+    exact[need] = gallery.sqdist(q, ch.mr[need] + ch.q0, ch.mc[need])
+
+
+def _is_before(q, gallery, refine, qi, cols, dj, cj) -> torch.Tensor:
+    """Whether gallery items `cols` come before matches (exact distance dj, column cj) for
+    queries qi: an fp32 screen (`refine`) decides the clear cases, exact float64 the rest."""
+    unsure = torch.ones(len(qi), dtype=torch.bool)
+    before = torch.zeros(len(qi), dtype=torch.bool)
+    if refine is not None:
+        a = refine.pairs(qi, cols, gallery)  # (P,) float64
+        e = refine.bound(refine.nq[qi], refine.rq[qi], refine.ng[cols], refine.rg[cols])
+        before = a + e < dj
+        unsure = ~before & (a - e <= dj)
+    dx = gallery.sqdist(q, qi[unsure], cols[unsure])
+    du, cu = dj[unsure], cj[unsure]
+    before[unsure] = (dx < du) | ((dx == du) & (cols[unsure] < cu))
+    return before
+
+
+class _Sorted(NamedTuple):  # a chunk's true matches in another order
+    q0: int
+    mr: torch.Tensor
+    mc: torch.Tensor
+
+
+def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budget):
     """Any number of true matches per query. Returns None when the first block's band holds
     more ambiguous pairs than `budget` (the caller re-screens the chunk more precisely)."""
     mr, mc = ch.mr, ch.mc
+    refine = refine if s.dtype == torch.bfloat16 else None
     counts = torch.zeros(len(mr), num_segments, dtype=torch.int64)  # (P, S) exact contributions
     diff = torch.zeros(len(mr) + 1, num_segments, dtype=torch.int64)  # "before matches >= j"
     exact = torch.full((len(mr),), math.nan, dtype=torch.float64)
@@ -360,9 +399,8 @@ def _general_chunk(ch, s, q, gallery, g_pids, blocks, num_segments, budget):
             a_max = torch.full((ch.n,), -_INF, dtype=torch.float64)
             a_min[has] = approx[ch.row_start[has]]
             a_max[has] = approx[(ch.row_start + ch.m - 1)[has]]
-        lo = _round(a_min - 2 * e - nq2, s.cmp, up=False)
-        hi = _round(a_max + 2 * e - nq2, s.cmp, up=True)
-        n_below, r, c, vals = ch.band(v, rows, lo, hi, c0, c1, gallery.base, g_pids)
+        n_below, r, c, vals = ch.band(v, rows, a_min - 2 * e - nq2, a_max + 2 * e - nq2, c0,
+                                      gallery.base, g_pids)  # fmt: skip
         del v
         diff[ch.row_start[has], seg] += n_below[has]
         # which matches each band item is clearly before (diff) or ambiguous with (exact)
@@ -380,13 +418,9 @@ def _general_chunk(ch, s, q, gallery, g_pids, blocks, num_segments, budget):
         amb_x = _repeat_index(amb_n)
         amb_j = lo_j[amb_x] + _ragged_arange(amb_n)
         if len(amb_x):
-            ux, inv_x = torch.unique(amb_x, return_inverse=True)
-            dx = gallery.sqdist(q, r[ux] + ch.q0, c[ux])[inv_x]
-            need = torch.unique(amb_j)
-            need = need[exact[need].isnan()]
-            exact[need] = gallery.sqdist(q, mr[need] + ch.q0, mc[need])
-            dj, cx, cj = exact[amb_j], c[amb_x], mc[amb_j]
-            before = (dx < dj) | ((dx == dj) & (cx < cj))
+            _exact_matches(_Sorted(ch.q0, mr, mc), q, gallery, exact, amb_j)
+            before = _is_before(q, gallery, refine, r[amb_x] + ch.q0, c[amb_x], exact[amb_j],
+                                mc[amb_j])  # fmt: skip
             counts[:, seg].index_add_(0, amb_j[before], torch.ones_like(amb_j[before]))
     # c_j = exact contributions + prefix sums of the "before every match from here on" marks
     cs = diff[:-1].cumsum(0)

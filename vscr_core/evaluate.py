@@ -212,7 +212,7 @@ def _evaluate(
     gallery = _rank.Gallery(parts)
     boundaries = [len(g) + c for c in (distractor_counts or [0])]
     block = gallery_chunk_size or min(_GALLERY_BLOCK, gallery.size)
-    per_query = block * 6  # screened block (fp32 when rescued) + two masks
+    per_query = block * 21  # fp32 screened block, mask, and at worst every item a candidate
     chunk = chunk_size or max(1, min(len(q), memory_mb * 2**20 // per_query))
     counts = _rank.match_counts(
         q, gallery, qp, gp, qc, gc, same_camera_junk=junk == "same_camera",
