@@ -1,16 +1,24 @@
 """`vscr` command line: thin wrappers around vscr_core.
 
-    vscr synth --preset quick --out DIR        write the synthetic UAV data set
-    vscr train --profile quick --out DIR       train (resumes an unfinished run in DIR)
+    vscr synth --preset quick --out DIR          write the synthetic UAV data set
+    vscr train --profile quick --out DIR         train (resumes an unfinished run in DIR)
     torchrun --nproc_per_node 2 -m vscr_core.cli train ...   the same under DDP
+    vscr eval --checkpoint RUN/checkpoint.pt     metrics on the run's data set and protocol
+    vscr extract --checkpoint CKPT --images DIR --out feats.pt
+    vscr search --gallery g.pt --query q.pt -k 10 --out top10.csv
+    vscr reproduce --profile quick               baseline and VSCR on the synthetic default
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import io
+import json
 import sys
 from pathlib import Path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -45,6 +53,93 @@ def _cmd_train(args) -> None:
     print(f"checkpoint {result.checkpoint}")
 
 
+def _cmd_eval(args) -> None:
+    from vscr_core.config import Config
+    from vscr_core.experiments import evaluate_model
+    from vscr_core.train import load_checkpoint, load_data, load_trained_model
+
+    cfg = Config.from_dict(load_checkpoint(args.checkpoint)["config"])
+    cfg = cfg.override(**parse_overrides(args.set)) if args.set else cfg
+    protocol = parse_overrides(args.protocol)
+    model = load_trained_model(args.checkpoint)
+    ds = load_data(cfg, **protocol)
+    metrics = evaluate_model(model, cfg, ds, num_distractors=args.distractors)
+    print(json.dumps({"data": ds.name, **metrics}, indent=2))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    return files
+
+
+def _cmd_extract(args) -> None:
+    import torch
+
+    from vscr_core.config import Config
+    from vscr_core.data.transforms import ImageDataset
+    from vscr_core.data.types import Sample
+    from vscr_core.evaluate import extract_features
+    from vscr_core.train import atomic_write_bytes, load_checkpoint, load_trained_model
+
+    cfg = Config.from_dict(load_checkpoint(args.checkpoint)["config"])
+    files = _image_files(args.images)
+    images = ImageDataset([Sample(str(p), -1) for p in files], image_size=cfg.data.image_size)
+    feats = extract_features(load_trained_model(args.checkpoint), images, args.batch_size,
+                             args.device, flip=args.flip)
+    buf = io.BytesIO()
+    torch.save({"paths": [str(p) for p in files], "feats": feats}, buf)
+    atomic_write_bytes(args.out, buf.getvalue())
+    print(f"wrote {len(files)} features of width {feats.shape[1]} to {args.out}")
+
+
+def _load_features(path: Path) -> dict:
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path} is not a features file written by `vscr extract`: {e}") from e
+    if not isinstance(data, dict) or {"paths", "feats"} - set(data):
+        raise ValueError(f"{path} is not a features file written by `vscr extract`")
+    return data
+
+
+def _cmd_search(args) -> None:
+    import csv
+
+    from vscr_core.evaluate import GalleryIndex
+
+    gallery, query = _load_features(args.gallery), _load_features(args.query)
+    index = GalleryIndex(gallery["feats"], backend=args.backend)
+    indices, distances = index.search(query["feats"], args.k)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["query", "rank", "gallery", "distance"])
+        for qi, (row, dist) in enumerate(zip(indices.tolist(), distances.tolist())):
+            for rank, (gi, d) in enumerate(zip(row, dist), start=1):
+                writer.writerow([query["paths"][qi], rank, gallery["paths"][gi], f"{d:.6f}"])
+    print(f"top-{args.k} of {len(indices)} queries against {len(index)} images -> {args.out}")
+
+
+def _cmd_reproduce(args) -> None:
+    from vscr_core.config import profile
+    from vscr_core.experiments import run
+
+    base = profile(args.profile)
+    variants = {
+        "baseline": base.override(name=f"{args.profile}-baseline", **{
+            "model.dilations": (1,), "model.view_adversary": False}),
+        "VSCR": base.override(name=f"{args.profile}-vscr"),
+    }
+    for label, cfg in variants.items():
+        m = run(cfg)
+        print(f"{label:9s} rank-1 {100 * m['rank1']:6.2f}  rank-5 {100 * m['rank5']:6.2f}  "
+              f"mAP {100 * m['mAP']:6.2f}  ({m['run']})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vscr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,6 +159,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config overrides, e.g. model.dilations=1, train.epochs=5")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained checkpoint on its data set's protocol")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--protocol", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="loader arguments, e.g. split=test (UAV-VeID), subset=large (VERI-Wild)")
+    p.add_argument("--distractors", type=int, default=0, help="UAV-VeID distractors to add")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides, e.g. data.root=/data/UAV-VeID")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("extract", help="features of every image under a folder")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--images", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--flip", action="store_true", help="average with the mirrored image")
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("search", help="top-k gallery images for each query (features files)")
+    p.add_argument("--gallery", required=True, type=Path)
+    p.add_argument("--query", required=True, type=Path)
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--backend", default="torch", help="torch (exact) | faiss")
+    p.add_argument("--out", required=True, type=Path, help="CSV: query, rank, gallery, distance")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("reproduce", help="train and evaluate baseline and VSCR from a profile")
+    p.add_argument("--profile", default="quick", help="smoke | quick | paper")
+    p.set_defaults(func=_cmd_reproduce)
     return parser
 
 

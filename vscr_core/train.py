@@ -76,17 +76,19 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 # Data
 
 
-def load_data(cfg: Config) -> ReIDDataset:
-    """The data set a config names: the synthetic default or a real layout under data.root."""
+def load_data(cfg: Config, **protocol) -> ReIDDataset:
+    """The data set a config names: the synthetic default or a real layout under data.root.
+    `protocol` goes to the loader (e.g. split="test" for UAV-VeID, subset="large" for VERI-Wild)."""
     from vscr_core import data
 
     d = cfg.data
     if d.dataset == "synth":
-        ds = data.synthetic_dataset(preset=d.synth_preset, seed=d.synth_seed, root=d.root)
+        ds = data.synthetic_dataset(preset=d.synth_preset, seed=d.synth_seed, root=d.root,
+                                    **protocol)
     else:
         if d.root is None:
             raise ValueError(f"config field data.root: data set {d.dataset!r} needs its folder")
-        ds = data.load_dataset(d.dataset, d.root)
+        ds = data.load_dataset(d.dataset, d.root, **protocol)
     if d.view_labels is not None:
         ds = data.with_view_labels(ds, d.view_labels)
     return ds
