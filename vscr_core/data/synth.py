@@ -29,6 +29,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,7 @@ from .uav_veid import (
     VIEW_FILE,
 )
 
-GENERATOR_VERSION = 2  # bump when the pictures change: the default cache is rebuilt
+GENERATOR_VERSION = 4  # bump when the pictures change: the default cache is rebuilt
 META_FILE = "synth_meta.csv"  # the generator's ground truth, one row per image
 INFO_FILE = "synth_info.json"  # preset, seed and version; written last, marks a finished tree
 UAV_VEID_IDS = {"train": 1797, "val": 596, "test": 2208}  # the paper's split of 4,601 ids
@@ -62,11 +63,13 @@ class SynthSettings:
     focal_px: float = 640.0  # a sedan is ~180 px long seen from 15 m and ~25 px from 60 m
     max_side: int = 256  # crops larger than this are stored downscaled (a lower-resolution video)
     supersample: int = 2  # render at 2x and box-filter down: anti-aliased edges
+    num_sequences: int = 80  # videos (place + light) shared by many vehicles; UAV-VeID: 80
 
 
 SYNTH_PRESETS: dict[str, SynthSettings] = {
-    "smoke": SynthSettings(num_ids=40, images_per_id=5.0, num_distractors=20),
-    "quick": SynthSettings(num_ids=560, images_per_id=8.0, num_distractors=500),
+    "smoke": SynthSettings(num_ids=40, images_per_id=5.0, num_distractors=20, num_sequences=8),
+    "quick": SynthSettings(num_ids=560, images_per_id=8.0, num_distractors=500,
+                           num_sequences=40),
     "full": SynthSettings(num_ids=4601, images_per_id=9.11, num_distractors=300_000),
 }
 
@@ -129,6 +132,7 @@ COLOURS: dict[str, tuple[tuple[int, int, int], float]] = {
     "yellow": ((214, 172, 32), 0.02),
     "orange": ((210, 100, 25), 0.01),
 }
+PAINT_SHADES = (0.88, 1.0, 1.1)  # light and dark variants of each colour
 MARK_COLOURS = [(230, 30, 30), (250, 200, 20), (30, 90, 220), (30, 160, 60), (245, 120, 20),
                 (240, 240, 240), (20, 20, 20), (200, 40, 180), (40, 200, 210)]
 MARK_KINDS = ("roof_rack", "roof_box", "sunroof", "two_tone_roof", "hood_stripes",
@@ -230,7 +234,8 @@ def random_identity(rng: np.random.Generator, vid: int) -> Identity:
     cnames = list(COLOURS)
     cshares = np.array([COLOURS[c][1] for c in cnames])
     colour = cnames[rng.choice(len(cnames), p=cshares / cshares.sum())]
-    rgb = _jitter_rgb(rng, COLOURS[colour][0], 0.07)
+    # Factory paint: a few shades per colour, shared by many cars (look-alikes, not fingerprints)
+    rgb = _tint(COLOURS[colour][0], PAINT_SHADES[rng.integers(len(PAINT_SHADES))])
     ident = dict(rgb=rgb)
     marks = list(rng.choice(MARK_KINDS, size=rng.choice(4, p=[0.15, 0.35, 0.3, 0.2]),
                             replace=False))
@@ -250,8 +255,8 @@ def random_identity(rng: np.random.Generator, vid: int) -> Identity:
         vid=vid, body=body, colour=colour, rgb=rgb,
         scale=tuple(float(x) for x in rng.uniform([0.95, 0.96, 0.95], [1.05, 1.04, 1.05])),
         roof_rgb=roof_rgb,
-        rim_rgb=(30, 30, 32) if rng.random() < 0.4 else _jitter_rgb(rng, (175, 178, 182), 0.1),
-        glass_rgb=_jitter_rgb(rng, (34, 42, 52), 0.15),
+        rim_rgb=((30, 30, 32), (120, 122, 126), (180, 182, 186))[rng.integers(3)],
+        glass_rgb=((30, 36, 44), (40, 48, 58), (26, 30, 32))[rng.integers(3)],
         marks=tuple(sorted(marks)), decals=tuple(decals), roof_box=roof_box,
     )
 
@@ -479,7 +484,7 @@ def _hull(pts: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Scene:
-    """Place and light of one pass of the UAV over a vehicle (an identity has two)."""
+    """Place and light of one video sequence; many vehicles appear in each."""
 
     kind: str  # road, parking or crossing
     ground_rgb: tuple[int, int, int]
@@ -721,9 +726,14 @@ def plan(settings: SynthSettings, seed: int) -> list[ImageJob]:
         for vid in order[start:start + sizes[split]]:
             split_of[int(vid)] = split
         start += sizes[split]
+    # As in UAV-VeID, vehicles are filmed in a few dozen videos: a parked one by one UAV
+    # circling (one sequence), a moving one by two UAVs at once (two sequences). Backgrounds
+    # are therefore shared by many identities and are no fingerprint of one.
+    sequences = [random_scene(rng) for _ in range(settings.num_sequences)]
     jobs: list[ImageJob] = []
     for ident in idents:
-        scenes = [random_scene(rng) for _ in range(2)]  # two passes of the UAV
+        picks = rng.choice(len(sequences), size=1 + int(rng.random() < 0.5), replace=False)
+        scenes = [sequences[i] for i in picks]
         count = settings.min_images + rng.poisson(settings.images_per_id - settings.min_images)
         split = split_of[ident.vid]
         gallery = int(rng.integers(count))
@@ -815,8 +825,10 @@ def generate_dataset(out_dir, preset: str = "quick", seed: int = 0,
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=total, desc=f"synth {preset}", unit="img", disable=not progress)
     if workers > 1 and total >= POOL_MIN_JOBS:
-        # spawn, not fork: the caller may hold torch threads that a fork would copy half-way
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        # fork where it is safe (Linux; workers use only numpy and PIL, no threads of the
+        # caller's): it needs no `if __name__ == "__main__"` guard in the caller's script
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        with multiprocessing.get_context(method).Pool(workers) as pool:
             for index, row in pool.imap_unordered(_render_to_file, args, chunksize=16):
                 rows[index] = row
                 bar.update()
