@@ -297,3 +297,19 @@ def test_with_view_labels(tmp_path, veri776_tree):
     with pytest.raises(DataError, match=r"views.csv:2: view 3 of 3 classes"):
         with_view_labels(ds, f)
 
+
+
+@pytest.mark.parametrize("layout,kwargs", [
+    ("veri776_tree", {}), ("vehicleid_tree", {"test_size": 1600, "draw": 2}),
+    ("veriwild_tree", {"subset": "medium"}), ("folder_tree", {"csv": "crops.csv"}),
+])
+def test_loading_and_reading_write_nothing(request, layout, kwargs):
+    from vscr_core.data.transforms import ImageDataset
+
+    root = request.getfixturevalue(layout)
+    kwargs = {k: root / v if k == "csv" else v for k, v in kwargs.items()}
+    before = snapshot(root)
+    ds = load_dataset(layout.removesuffix("_tree"), root, **kwargs)
+    images = ImageDataset(ds.train + ds.query + ds.gallery, (8, 8))
+    assert len([images[i] for i in range(len(images))]) == len(images) > 0
+    assert snapshot(root) == before
