@@ -7,8 +7,9 @@ order; CMC@k = a true match within the first k; AP over all true matches; INP = 
 of the hardest match. Queries with no true match left are skipped and counted in `num_skipped`.
 
 Ranking is by exact squared Euclidean distance (float64) of the float32 features. No Q x G matrix
-is ever held: queries and gallery go in blocks, screened with a bf16 matrix product whose error is
-bounded, and only items within that bound of a true match are compared exactly (see `_rank.py`).
+is ever held: queries and gallery go in blocks, screened with a bf16 or fp32 matrix product whose
+error is bounded, and only items within that bound of a true match are compared more precisely
+(see `_rank.py`). Peak extra memory is about `memory_mb` plus a bf16 copy of the gallery.
 `metric="cosine"` L2-normalises the features (float32) and ranks by the same distance, which
 orders like the cosine distance.
 """
@@ -87,7 +88,8 @@ def _feats(x, name: str, dim: int | None = None) -> torch.Tensor:
     if dim is not None and x.shape[1] != dim:
         raise ValueError(f"{name} has dimension {x.shape[1]}, expected {dim}")
     x = x.detach().to("cpu", torch.float32).contiguous()
-    if not bool(torch.isfinite(x).all()):
+    # a finite sum rules out NaN and inf in one fast pass; otherwise look element-wise
+    if not (bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 
