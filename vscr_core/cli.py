@@ -40,8 +40,14 @@ def _cmd_synth(args) -> None:
     from vscr_core.data.synth import generate_dataset
 
     path = generate_dataset(args.out, preset=args.preset, seed=args.seed,
-                            num_distractors=args.distractors)
+                            num_distractors=args.distractors, progress=not args.quiet,
+                            workers=args.workers)
     print(f"wrote {path}")
+    if args.sheet is not None:
+        from vscr_core.viz import contact_sheet
+
+        contact_sheet(path, args.sheet)
+        print(f"wrote {args.sheet}")
 
 
 def _cmd_train(args) -> None:
@@ -150,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--distractors", type=int, default=None, help="distractor count (full: <=300K)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--sheet", type=Path, default=None, help="also save a contact sheet PNG here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("train", help="train VSCR or a variant from a profile")
