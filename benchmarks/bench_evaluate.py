@@ -117,8 +117,8 @@ def uav_features(quick: bool):
     qp = torch.randint(0, nids, (nq,), generator=g)
     gp = torch.arange(nids)
     dp = nids + torch.randint(0, 30_000, (nd,), generator=g)
-    return (clustered(qp, centres, 0.08, 7), clustered(gp, centres, 0.08, 8), qp, gp,
-            clustered(dp, centres, 0.08, 9))  # fmt: skip
+    return (clustered(qp, centres, 0.07, 7), clustered(gp, centres, 0.07, 8), qp, gp,
+            clustered(dp, centres, 0.07, 9))  # fmt: skip
 
 
 def child(task: str, quick: bool) -> None:

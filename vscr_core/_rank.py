@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 SCREENS = ("auto", "bf16", "fp32", "fp64")
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
@@ -110,7 +111,8 @@ class _ScreenBound:
     the comparison done in float32 or wider; norms computed in float32 (gamma_D relative).
     """
 
-    def __init__(self, screen: torch.dtype, dim: int):
+    def __init__(self, screen: torch.dtype, dim: int, augmented: bool):
+        self.augmented = augmented
         self.u = _UNIT_ROUNDOFF[screen]
         u_acc = min(self.u, 2.0**-24)  # bf16 products accumulate in fp32
         self.gamma = dim * u_acc / (1 - dim * u_acc)
@@ -122,32 +124,60 @@ class _ScreenBound:
         nq_, ng_ = nq + rq, ng + rg
         dot_in = nq * rg + rq * ng + rq * rg
         dot_acc = self.gamma * nq_ * ng_
-        out = self.u * (ng**2 + 2 * (1 + self.gamma) * nq_ * ng_) * (1 + self.u) + self.u * ng**2
+        if self.augmented:  # bias inside the product as hi + lo; output rounding per element
+            out = (self.gamma * (1 + self.u) + 2 * self.u**2) * ng**2
+        else:
+            out = self.u * (ng**2 + 2 * (1 + self.gamma) * nq_ * ng_) * (1 + self.u)
+            out += self.u * ng**2
         cmp = 8 * self.u_cmp * (nq + ng) ** 2
         norms = 3 * self.gamma32 * (nq_**2 + ng_**2)
         return (2 * (dot_in + dot_acc) + out + cmp + norms) * (1 + 1e-3) + 1e-30
 
 
 class Screen:
-    """One screening precision: low-precision copies of queries and gallery, and the bound."""
+    """One screening precision: low-precision copies of queries and gallery, and the bound.
+
+    bf16 carries ||g||^2 inside the product, as two bf16 columns (hi + lo) against constant query
+    columns, so the bias is accumulated in fp32 rather than rounded to bf16; the rounding of the
+    bf16 output is bounded per element (`u_out` |v|) instead of per row, which makes the band
+    several times narrower than a row-wide bound on |v|."""
 
     def __init__(self, name: str, q: torch.Tensor, gallery: Gallery):
         self.dtype = _DTYPES[name]
-        self.bound = _ScreenBound(self.dtype, q.shape[1])
+        self.augmented = self.dtype == torch.bfloat16
+        u = _UNIT_ROUNDOFF[self.dtype]  # the bf16 output is rounded to nearest (vcvtneps2bf16)
+        self.u_out = u / (1 - u) if self.augmented else 0.0
+        self.bound = _ScreenBound(self.dtype, q.shape[1], self.augmented)
         self.q = q.to(self.dtype)  # (Q, D); no copy for fp32
         self.nq, self.rq = _norms(q, self.q)
         self.parts = [p.to(self.dtype) for p in gallery.parts]
         norms = [_norms(p, lo) for p, lo in zip(gallery.parts, self.parts, strict=True)]
         self.ng = torch.cat([n for n, _ in norms])  # (G,) float64
         self.rg = torch.cat([r for _, r in norms])
-        self.bias = [n.square().to(self.dtype)[None] for n, _ in norms]  # (1, G_i) ||g||^2
         self.offsets = gallery.offsets
+        if self.augmented:
+            dim = -(-(q.shape[1] + 2) // 16) * 16  # room for the two bias columns, aligned
+            self.qa = F.pad(-2 * self.q, (0, dim - q.shape[1]))  # (Q, dim) [-2q, 1, 1, 0...]
+            self.qa[:, q.shape[1] : q.shape[1] + 2] = 1
+            self.ga = []
+            for (n, _), low in zip(norms, self.parts, strict=True):
+                hi = n.square().to(self.dtype)
+                lo = (n.square() - hi.double()).to(self.dtype)
+                ga = F.pad(low, (0, dim - q.shape[1]))  # (G_i, dim) [g, hi, lo, 0...]
+                ga[:, q.shape[1]], ga[:, q.shape[1] + 1] = hi, lo
+                self.ga.append(ga)
+            self.parts = None  # the augmented copies replace the plain ones
+        else:
+            self.bias = [n.square().to(self.dtype)[None] for n, _ in norms]  # (1, G_i)
 
     def block(self, qi: torch.Tensor, part: int, c0: int, c1: int):
-        """Screened v = ||g||^2 - 2<q, g> (len(qi), c1 - c0), so that d~ = ||q||^2 + v,
-        and the per-row error bound E (len(qi),) float64 of d~."""
+        """Screened v = ||g||^2 - 2<q, g> (len(qi), c1 - c0), so that d~ = ||q||^2 + v, and the
+        per-row error bound E (len(qi),) float64 of d~ (plus `u_out` |v| per element)."""
         a, b = c0 - self.offsets[part], c1 - self.offsets[part]
-        v = torch.addmm(self.bias[part][:, a:b], self.q[qi], self.parts[part][a:b].T, alpha=-2)
+        if self.augmented:
+            v = torch.mm(self.qa[qi], self.ga[part][a:b].T)
+        else:
+            v = torch.addmm(self.bias[part][:, a:b], self.q[qi], self.parts[part][a:b].T, alpha=-2)
         return v, self.bound(self.nq[qi], self.rq[qi], self.ng[c0:c1].max(), self.rg[c0:c1].max())
 
     def pairs(self, qi: torch.Tensor, cols: torch.Tensor, gallery: Gallery) -> torch.Tensor:
@@ -213,23 +243,27 @@ class _Chunk:
         self.m = torch.bincount(self.mr, minlength=self.n)  # (n,) matches per query
         self.row_start = torch.cumsum(self.m, 0) - self.m  # first match of each row in mr
 
-    def band(self, v, rows, lo, hi, c0, base, g_pids):
+    def band(self, v, rows, lo, hi, c0, base, g_pids, u_out):
         """Split a screened block (rows `rows`, columns from c0) by per-row thresholds (v-space,
         float64): items below `lo` are clearly before every match of their row (counted per row);
         items in [lo, hi] are returned (index into `rows`, global column, screened v). Matches and
-        junk (same pid) are neither. Two passes over the block: compare and nonzero."""
-        cand = v <= _round(hi, v.dtype, up=True)[:, None]  # (n_rows, Gb) bool
+        junk (same pid) are neither. Two passes over the block: compare and nonzero.
+        A screened value v stands for anything within v +- u_out |v|; returns that slack too."""
+        # largest v whose interval reaches down to hi: v - u_out |v| <= hi
+        cut = torch.where(hi >= 0, hi / (1 - u_out), hi / (1 + u_out))
+        cand = v <= _round(cut, v.dtype, up=True)[:, None]  # (n_rows, Gb) bool
         r, c = cand.nonzero(as_tuple=True)
         del cand
         vals = v[r, c].double()
-        keep = vals <= hi[r]
+        slack = u_out * vals.abs()
+        keep = vals - slack <= hi[r]
         if c0 < base:
             keep &= g_pids[c + c0] != self.q_pids[rows[r]]
-        r, c, vals = r[keep], c[keep] + c0, vals[keep]
-        below = vals < lo[r]
+        r, c, vals, slack = r[keep], c[keep] + c0, vals[keep], slack[keep]
+        below = vals + slack < lo[r]
         n_below = torch.bincount(r[below], minlength=len(rows))
         inside = ~below
-        return n_below, r[inside], c[inside], vals[inside]
+        return n_below, r[inside], c[inside], vals[inside], slack[inside]
 
 
 def match_counts(
@@ -326,8 +360,8 @@ def _fast_chunk(ch, screens, refine, q, gallery, g_pids, blocks, num_segments, _
                 approx[level][has] = s.pairs(ch.mr + ch.q0, ch.mc, gallery)[match_of[has]]
             v, e = s.block(rows + ch.q0, part, c0, c1)
             a, nq2 = approx[level][rows], s.nq[rows + ch.q0].square()
-            n_below, r, c, _ = ch.band(v, rows, a - 2 * e - nq2, a + 2 * e - nq2, c0, gallery.base,
-                                       g_pids)  # fmt: skip
+            n_below, r, c, _, _ = ch.band(v, rows, a - 2 * e - nq2, a + 2 * e - nq2, c0,
+                                          gallery.base, g_pids, s.u_out)  # fmt: skip
             del v
             crowded = torch.bincount(r, minlength=len(rows)) > _crowd_limit(c1 - c0, q.shape[1])
             if level + 1 == len(screens):
@@ -396,7 +430,7 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
         v, e = s.block(rows + ch.q0, part, c0, c1)  # (n, Gb), (n,)
         if b == 0:
             # screened match distances, sorted within each row: the order `diff` refers to
-            if len(mc) and int(mc.max()) < c1:
+            if len(mc) and int(mc.max()) < c1 and s.u_out == 0:
                 approx = v[mr, mc - c0].double() + nq2[mr]
             else:
                 approx = s.pairs(mr + ch.q0, mc, gallery)
@@ -407,14 +441,14 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
             a_max = torch.full((ch.n,), -_INF, dtype=torch.float64)
             a_min[has] = approx[ch.row_start[has]]
             a_max[has] = approx[(ch.row_start + ch.m - 1)[has]]
-        n_below, r, c, vals = ch.band(v, rows, a_min - 2 * e - nq2, a_max + 2 * e - nq2, c0,
-                                      gallery.base, g_pids)  # fmt: skip
+        n_below, r, c, vals, slack = ch.band(v, rows, a_min - 2 * e - nq2, a_max + 2 * e - nq2,
+                                             c0, gallery.base, g_pids, s.u_out)  # fmt: skip
         del v
         diff[ch.row_start[has], seg] += n_below[has]
         # which matches each band item is clearly before (diff) or ambiguous with (exact)
-        vals, er = vals + nq2[r], e[r]
-        key_lo = _key(r, _round(vals - 2 * er, torch.float32, up=False))
-        key_hi = _key(r, _round(vals + 2 * er, torch.float32, up=True))
+        vals, margin = vals + nq2[r], 2 * e[r] + slack
+        key_lo = _key(r, _round(vals - margin, torch.float32, up=False))
+        key_hi = _key(r, _round(vals + margin, torch.float32, up=True))
         # matches [row start, lo_j) are clearly closer, [hi_j, row end) clearly farther
         lo_j = torch.searchsorted(sorted_keys, key_lo)
         hi_j = torch.searchsorted(sorted_keys, key_hi, right=True)
