@@ -39,6 +39,7 @@ _PAIR_CHUNK = 1024  # pairs per exact-distance gather (4 MB of float64 rows at 5
 _ROW_CHUNK = 65536  # rows per residual computation, to bound the temporaries
 _EXACT_PAIR_S = 1e-6  # cost of settling one band item (fp32 pair, rarely exact), 512-D
 _GEMM_S_PER_MAC = 1e-11  # ~100 GFLOP/s float32 on 2 cores
+_RESCUE_SWITCH = 0.5  # rescued share of a chunk beyond which bf16 + fp32 costs more than fp32
 _PROBE = 256  # queries in the first chunk when the screen is chosen automatically
 _INF = float("inf")
 
@@ -240,6 +241,7 @@ class _Chunk:
     mc: torch.Tensor
 
     def __post_init__(self):
+        self.rescued = self.row_blocks = 0  # one-match path: (row, block)s re-screened in fp32
         self.m = torch.bincount(self.mr, minlength=self.n)  # (n,) matches per query
         self.row_start = torch.cumsum(self.m, 0) - self.m  # first match of each row in mr
 
@@ -324,7 +326,12 @@ def match_counts(
             counts = run(ch, screens[i:] if use_fast else screens[i], refine, q, gallery, g_pids,
                          blocks, len(boundaries), budget)  # fmt: skip
             if counts is not None:
-                first = first if use_fast else i
+                # a chunk that needed fp32 (general path) or mostly did (one-match rows) sets
+                # the first screen of those that follow
+                if not use_fast:
+                    first = i
+                elif ch.rescued > _RESCUE_SWITCH * max(ch.row_blocks, 1) and i + 1 < len(screens):
+                    first = i + 1
                 break
         all_rows.append(ch.mr + q0)
         all_counts.append(counts)
@@ -366,6 +373,9 @@ def _fast_chunk(ch, screens, refine, q, gallery, g_pids, blocks, num_segments, _
             crowded = torch.bincount(r, minlength=len(rows)) > _crowd_limit(c1 - c0, q.shape[1])
             if level + 1 == len(screens):
                 crowded[:] = False
+            elif level == 0:
+                ch.rescued += int(crowded.sum())
+                ch.row_blocks += len(rows)
             done = ~crowded
             j = match_of[rows[done]]
             counts[j, seg] += n_below[done]
