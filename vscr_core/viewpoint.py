@@ -12,7 +12,8 @@ rear) do not, so the paper trains a small classifier on a labelled subset and la
 Coarser classifiers are trained on merged labels (types.merge_view): left and right become side;
 for 2 classes a side view has no counterpart and is dropped from that classifier's training and
 test images. The paper's classifier is VGG_CNN_M_1024; a ResNet-18 trunk at 64x64 does the same
-job here ("viewpoint recognition is not a challenging task", Sect. 5.2.1).
+job here ("viewpoint recognition is not a challenging task", Sect. 5.2.1); Fig. 6 runs it at 32x32
+to fit a CPU budget (FIG6_CONFIG). Crops are padded to a square first, keeping the box shape.
 """
 
 from __future__ import annotations
