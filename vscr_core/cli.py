@@ -7,6 +7,7 @@
     vscr extract --checkpoint CKPT --images DIR --out feats.pt
     vscr search --gallery g.pt --query q.pt -k 10 --out top10.csv
     vscr reproduce --profile quick               baseline and VSCR on the synthetic default
+    vscr viewpoint train | label | fig6          the viewpoint classifier (Sect. 5.2.1, Fig. 6)
 """
 
 from __future__ import annotations
@@ -146,6 +147,39 @@ def _cmd_reproduce(args) -> None:
               f"mAP {100 * m['mAP']:6.2f}  ({m['run']})")
 
 
+def _viewpoint_data(args):
+    from vscr_core.data import load_dataset, synthetic_dataset
+
+    if args.dataset == "synth":
+        return synthetic_dataset(args.preset, seed=0, root=args.root)
+    if args.root is None:
+        raise ValueError(f"--root is needed for data set {args.dataset!r}")
+    return load_dataset(args.dataset, args.root)
+
+
+def _cmd_viewpoint(args) -> None:
+    from vscr_core import viewpoint as vp
+
+    if args.action == "fig6":
+        df = vp.run_fig6(args.preset, seeds=tuple(args.seeds))
+        print(df.groupby("fraction")["accuracy"].agg(["mean", "std"]).to_string())
+        return
+    ds = _viewpoint_data(args)
+    if args.action == "train":
+        cfg = vp.ViewpointConfig(num_views=args.num_views, image_size=args.image_size,
+                                 steps=args.steps, seed=args.seeds[0], pretrained=args.pretrained)
+        fit = vp.train_viewpoint_classifier(vp.view_samples(ds.train, ds.num_views, args.num_views),
+                                            cfg)
+        out = args.out or vp.VIEWS_DIR / f"viewpoint-{ds.name}-{args.num_views}views.pt"
+        print(f"wrote {vp.save_viewpoint_model(fit.model, out, cfg)}")
+    else:
+        if args.checkpoint is None:
+            raise ValueError("vscr viewpoint label needs --checkpoint")
+        model = vp.load_viewpoint_model(args.checkpoint)
+        out = vp.label_dataset(model, ds, args.out, data_root=args.root)
+        print(f"wrote {out}; train with --set data.view_labels={out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vscr", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -194,6 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="torch", help="torch (exact) | faiss")
     p.add_argument("--out", required=True, type=Path, help="CSV: query, rank, gallery, distance")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("viewpoint", help="train or apply the viewpoint classifier; Fig. 6")
+    p.add_argument("action", choices=["train", "label", "fig6"])
+    p.add_argument("--dataset", default="synth", help="synth | uav_veid | veri776 | ...")
+    p.add_argument("--root", type=Path, default=None, help="the data set's folder")
+    p.add_argument("--preset", default="quick", help="synthetic preset (dataset synth, fig6)")
+    p.add_argument("--num-views", type=int, default=4, help="4, 3 (front/side/rear) or 2")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--pretrained", default=None, help="imagenet or a weights file")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--checkpoint", type=Path, default=None, help="classifier to label with")
+    p.add_argument("--out", type=Path, default=None)
+    p.set_defaults(func=_cmd_viewpoint)
 
     p = sub.add_parser("reproduce", help="train and evaluate baseline and VSCR from a profile")
     p.add_argument("--profile", default="quick", help="smoke | quick | paper")
