@@ -9,8 +9,8 @@ and takes every world_size-th batch, so ranks never need to talk about sampling.
 
 from __future__ import annotations
 
-from collections import defaultdict
 import random
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 import torch
