@@ -36,7 +36,7 @@ SCREENS = ("auto", "bf16", "fp32", "fp64")
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
 _UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24, torch.float64: 2.0**-53}
 _PAIR_CHUNK = 1024  # pairs per exact-distance gather (4 MB of float64 rows at 512-D)
-_ROW_CHUNK = 65536  # rows per residual computation, to bound the temporaries
+_ROW_CHUNK = 16384  # rows per norm computation, to bound the float64 temporaries
 _EXACT_PAIR_S = 1e-6  # cost of settling one band item (fp32 pair, rarely exact), 512-D
 _GEMM_S_PER_MAC = 1e-11  # ~100 GFLOP/s float32 on 2 cores
 _RESCUE_SWITCH = 0.5  # rescued share of a chunk beyond which bf16 + fp32 costs more than fp32
@@ -45,15 +45,14 @@ _INF = float("inf")
 
 
 def _norms(x: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """||x|| and ||x - low|| per row, computed in float32 (their error is in the bound) and
-    returned as float64; x - low is exact in float32."""
-    norm = torch.linalg.vector_norm(x, dim=1).double()
-    if low.dtype == x.dtype:
-        return norm, torch.zeros_like(norm)
-    resid = torch.empty_like(norm)
+    """||x|| (float64 sums: the fp32 screen's band is then set by the product alone) and
+    ||x - low|| (float32; x - low is exact in float32) per row, both float64."""
+    norm, resid = torch.empty(len(x), dtype=torch.float64), torch.zeros(len(x), dtype=torch.float64)
     for i in range(0, len(x), _ROW_CHUNK):
         sl = slice(i, i + _ROW_CHUNK)
-        resid[sl] = torch.linalg.vector_norm(x[sl] - low[sl].float(), dim=1).double()
+        norm[sl] = torch.linalg.vector_norm(x[sl].double(), dim=1)
+        if low.dtype != x.dtype:
+            resid[sl] = torch.linalg.vector_norm(x[sl] - low[sl].float(), dim=1).double()
     return norm, resid
 
 
@@ -109,7 +108,7 @@ class _ScreenBound:
     The screen computes v = ||g||^2 - 2 <low(q), low(g)> with inputs rounded to the screening
     dtype (error <= |q| r_g + r_q |g| + r_q r_g, r = rounding residual norm), accumulation in
     fp32 or wider (gamma_D), the bias ||g||^2 and the output rounded to the screening dtype, and
-    the comparison done in float32 or wider; norms computed in float32 (gamma_D relative).
+    the comparison done in float32 or wider; norms computed in float64.
     """
 
     def __init__(self, screen: torch.dtype, dim: int, augmented: bool):
@@ -118,7 +117,7 @@ class _ScreenBound:
         u_acc = min(self.u, 2.0**-24)  # bf16 products accumulate in fp32
         self.gamma = dim * u_acc / (1 - dim * u_acc)
         self.u_cmp = u_acc
-        self.gamma32 = dim * 2.0**-24 / (1 - dim * 2.0**-24)  # the norms are float32 sums
+        self.gamma64 = dim * 2.0**-53 / (1 - dim * 2.0**-53)  # the norms are float64 sums
 
     def __call__(self, nq, rq, ng, rg) -> torch.Tensor:
         """nq, rq: (n,) float64; ng, rg: scalars (block maxima). Returns (n,) float64."""
@@ -131,7 +130,7 @@ class _ScreenBound:
             out = self.u * (ng**2 + 2 * (1 + self.gamma) * nq_ * ng_) * (1 + self.u)
             out += self.u * ng**2
         cmp = 8 * self.u_cmp * (nq + ng) ** 2
-        norms = 3 * self.gamma32 * (nq_**2 + ng_**2)
+        norms = 3 * self.gamma64 * (nq_**2 + ng_**2)
         return (2 * (dot_in + dot_acc) + out + cmp + norms) * (1 + 1e-3) + 1e-30
 
 
