@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import time
 
 import torch
@@ -45,7 +46,8 @@ def step_fn(model, x, pids, views, dtype, channels_last):
     return step
 
 
-def measure(model, size, batch, steps, precision):
+def prepare(model, size, batch, precision):
+    """A closure running one training step of `model`, and the FLOPs of that step."""
     device = torch.device("cpu")
     dtype, channels_last = amp_settings(device, precision)
     x = torch.randn(batch, 3, *size)
@@ -58,15 +60,24 @@ def measure(model, size, batch, steps, precision):
     with FlopCounterMode(display=False) as counter:
         step()  # also the warm-up
     step()
-    tic = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - tic), counter.get_total_flops()
+    return step, counter.get_total_flops()
+
+
+def interleaved_seconds(steps: dict, rounds: int) -> dict:
+    """Median seconds per step of each closure, run in turns so that a change in the machine's
+    load during the benchmark hits all of them alike."""
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            tic = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - tic)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps of each network")
     parser.add_argument("--batch", type=int, default=32, help="P x K = 8 x 4 in the paper")
     parser.add_argument("--precision", default="auto", help="auto (bf16 on CPU) | fp32")
     args = parser.parse_args()
@@ -77,11 +88,13 @@ def main():
     print(f"{'setting':28s} {'baseline img/s':>15s} {'VSCR img/s':>11s} {'time ratio':>11s} "
           f"{'FLOP ratio':>11s} {'time/FLOP':>10s}")
     for name, backbone, size in settings:
-        base_ips, base_flops = measure(make((1,), False, backbone), size, args.batch,
-                                       args.steps, args.precision)
-        vscr_ips, vscr_flops = measure(make((1, 2, 3), True, backbone), size, args.batch,
-                                       args.steps, args.precision)
-        time_ratio, flop_ratio = base_ips / vscr_ips, vscr_flops / base_flops
+        base_step, base_flops = prepare(make((1,), False, backbone), size, args.batch,
+                                        args.precision)
+        vscr_step, vscr_flops = prepare(make((1, 2, 3), True, backbone), size, args.batch,
+                                        args.precision)
+        sec = interleaved_seconds({"base": base_step, "vscr": vscr_step}, args.steps)
+        base_ips, vscr_ips = args.batch / sec["base"], args.batch / sec["vscr"]
+        time_ratio, flop_ratio = sec["vscr"] / sec["base"], vscr_flops / base_flops
         label = f"{name}: {backbone} {size[0]}x{size[1]}"
         verdict = "ok" if time_ratio <= 1.1 * flop_ratio else "ABOVE TARGET"
         print(f"{label:28s} {base_ips:15.1f} {vscr_ips:11.1f} {time_ratio:11.2f} "

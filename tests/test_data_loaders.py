@@ -14,6 +14,7 @@ from vscr_core.data import (
     load_dataset,
     with_view_labels,
 )
+from vscr_core.data.vehicleid import vehicleid_split
 
 KHOA = Path(__file__).resolve().parents[2] / "shared" / "data" / "khoa-vehicle-reid"
 
@@ -158,6 +159,12 @@ def test_vehicleid_protocol(vehicleid_tree):
     again = load_dataset("vehicleid", vehicleid_tree, test_size=800, draw=3)
     assert again.gallery == draws[3].gallery  # and are reproducible
     assert all(s.camid == UNKNOWN for s in ds.query)
+    # the evaluator's draw d over the test list in path order is the loader's draw d
+    test = sorted(ds.query + ds.gallery)
+    for d, drawn in enumerate(draws):
+        gallery, query = vehicleid_split([s.pid for s in test], seed=0, draw=d)
+        assert [test[i] for i in gallery] == drawn.gallery
+        assert sorted(test[i] for i in query) == sorted(drawn.query)
 
 
 def test_vehicleid_bad_input(vehicleid_tree):

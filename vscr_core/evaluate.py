@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from vscr_core import _rank
+from vscr_core.data.vehicleid import vehicleid_split
 
 __all__ = [
     "GalleryIndex",
@@ -255,19 +256,6 @@ class VehicleIDResult:
     mean: dict[str, float]  # rank1, rank5, rank10, mAP, mINP averaged over the draws
     std: dict[str, float]  # their standard deviation over the draws (ddof=0)
     draws: list[RankMetrics]
-
-
-def vehicleid_split(pids, seed: int, draw: int) -> tuple[np.ndarray, np.ndarray]:
-    """One VehicleID gallery draw: (gallery indices, query indices) into the test list.
-    One random image per id goes into the gallery (ordered by id), the rest are queries."""
-    pids = np.asarray(pids)
-    rng = np.random.default_rng([seed, draw])
-    perm = rng.permutation(len(pids))
-    _, first = np.unique(pids[perm], return_index=True)
-    gallery = perm[first]
-    is_query = np.ones(len(pids), dtype=bool)
-    is_query[gallery] = False
-    return gallery, np.flatnonzero(is_query)
 
 
 def evaluate_vehicleid(feats, pids, *, num_draws: int = 10, seed: int = 0, **kwargs):

@@ -45,6 +45,11 @@ def evaluate_model(model, cfg: Config, ds: ReIDDataset, *, num_distractors: int 
     same-camera junk; VehicleID: 10 seeded gallery draws over the test list)."""
     device = resolve_device(cfg.train.device)
     name = cfg.data.dataset
+    if name == "vehicleid":  # the whole test list in path order; the evaluator redoes the draws
+        test = sorted(ds.query + ds.gallery)
+        result = evaluate.evaluate_vehicleid(_features(model, test, cfg, device, progress),
+                                             [s.pid for s in test])
+        return {**result.mean, **{f"{k}_std": v for k, v in result.std.items()}}
     q = _features(model, ds.query, cfg, device, progress)
     g = _features(model, ds.gallery, cfg, device, progress)
     q_pids = [s.pid for s in ds.query]
@@ -56,9 +61,6 @@ def evaluate_model(model, cfg: Config, ds: ReIDDataset, *, num_distractors: int 
         d = (_features(model, ds.distractors[:num_distractors], cfg, device, progress)
              if num_distractors else None)
         return evaluate.evaluate_uav_veid(q, g, q_pids, g_pids, distractor_feats=d).as_dict()
-    if name == "vehicleid":
-        result = evaluate.evaluate_vehicleid(torch.cat([q, g]), q_pids + g_pids)
-        return {**result.mean, **{f"{k}_std": v for k, v in result.std.items()}}
     q_cams = [s.camid for s in ds.query]
     g_cams = [s.camid for s in ds.gallery]
     junk = "none" if -1 in q_cams + g_cams else "same_camera"  # folder layouts may lack cameras

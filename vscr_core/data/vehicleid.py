@@ -4,9 +4,9 @@
 
 Lines are '<name> <vehicle id>' (name with or without .jpg). The test protocol: one random image
 per vehicle is the gallery, all others are queries, repeated over VEHICLEID_DRAWS draws and
-averaged. `draw` d picks the gallery with a generator seeded by (test_size, d), so draw d is the
-same everywhere; query and gallery together are always the whole test list, so an evaluator can
-extract features once and rebuild each draw's split from the image paths.
+averaged. `draw` d picks the gallery with `vehicleid_split(pids, seed=0, draw=d)`, the function
+`evaluate.evaluate_vehicleid` uses too; query and gallery together are always the whole test
+list, so an evaluator can extract features once, in path order, and redo every draw on them.
 """
 
 from __future__ import annotations
@@ -31,17 +31,18 @@ def _read(root: Path, listing: Path, index: FolderIndex) -> list[Sample]:
     return out
 
 
-def gallery_draw(test: list[Sample], test_size: int,
-                 draw: int) -> tuple[list[Sample], list[Sample]]:
-    """(query, gallery): one image per vehicle into the gallery, chosen by (test_size, draw)."""
-    rng = np.random.default_rng([test_size, draw])
-    by_id: dict[int, list[int]] = {}
-    for i, s in enumerate(test):
-        by_id.setdefault(s.pid, []).append(i)
-    chosen = {ids[rng.integers(len(ids))] for _, ids in sorted(by_id.items())}
-    query = [s for i, s in enumerate(test) if i not in chosen]
-    gallery = [test[i] for i in sorted(chosen)]
-    return query, gallery
+def vehicleid_split(pids, seed: int, draw: int) -> tuple[np.ndarray, np.ndarray]:
+    """One gallery draw over a test list: (gallery indices, query indices). One random image per
+    id goes into the gallery (ordered by id), the rest are queries; seeded by (seed, draw). The
+    loader and `evaluate.evaluate_vehicleid` both use it, so draw d is the same split in both."""
+    pids = np.asarray(pids)
+    rng = np.random.default_rng([seed, draw])
+    perm = rng.permutation(len(pids))
+    _, first = np.unique(pids[perm], return_index=True)
+    gallery = perm[first]
+    is_query = np.ones(len(pids), dtype=bool)
+    is_query[gallery] = False
+    return gallery, np.flatnonzero(is_query)
 
 
 def load_vehicleid(root, test_size: int = 2400, draw: int = 0) -> ReIDDataset:
@@ -54,6 +55,8 @@ def load_vehicleid(root, test_size: int = 2400, draw: int = 0) -> ReIDDataset:
     split = need_dir(root / "train_test_split", "the VehicleID list files")
     index = FolderIndex()
     train = _read(root, split / "train_list.txt", index)
-    test = _read(root, split / f"test_list_{test_size}.txt", index)
-    query, gallery = gallery_draw(test, test_size, draw)
+    # path order, so a draw depends on the list's contents only (evaluate_model sorts alike)
+    test = sorted(_read(root, split / f"test_list_{test_size}.txt", index))
+    gallery, query = vehicleid_split([s.pid for s in test], seed=0, draw=draw)
+    query, gallery = [test[i] for i in query], [test[i] for i in gallery]
     return finish(f"vehicleid-{test_size}-d{draw}", train, query, gallery)
