@@ -163,10 +163,10 @@ def test_checkpoint_round_trip_and_foreign_files(smoke_fit, smoke_ds, tmp_path):
                        predict_views(smoke_fit.model, samples, precision="fp32"), atol=1e-5)
 
     torch.save({"format": "vscr-checkpoint-v1", "model": {}}, tmp_path / "reid.pt")
-    with pytest.raises(ValueError, match="reid.pt: not a viewpoint classifier checkpoint"):
+    with pytest.raises(ValueError, match="reid.pt is not a viewpoint classifier checkpoint"):
         load_viewpoint_model(tmp_path / "reid.pt")
     (tmp_path / "text.pt").write_text("hello")
-    with pytest.raises(ValueError, match="text.pt: corrupt or not a torch file"):
+    with pytest.raises(ValueError, match="text.pt is corrupt or not a torch file"):
         load_viewpoint_model(tmp_path / "text.pt")
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_viewpoint_model(tmp_path / "missing.pt")

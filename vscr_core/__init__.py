@@ -1,3 +1,4 @@
-"""vscr_core: Viewpoint and Scale Consistency Reinforcement (Teng et al., IJCV 2021) for UAV vehicle ReID."""
+"""vscr_core: Viewpoint and Scale Consistency Reinforcement (Teng et al., IJCV 2021) for UAV
+vehicle re-identification."""
 
 __version__ = "0.1.0"

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import ast
-import io
 import json
 import sys
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+FEATURES_FORMAT = "vscr-features-v1"  # what `vscr extract` writes and `vscr search` reads
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -82,43 +82,31 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _cmd_extract(args) -> None:
-    import torch
-
     from vscr_core.config import Config
     from vscr_core.data.transforms import ImageDataset
     from vscr_core.data.types import Sample
     from vscr_core.evaluate import extract_features
-    from vscr_core.train import atomic_write_bytes, load_checkpoint, load_trained_model
+    from vscr_core.files import save_tagged
+    from vscr_core.train import load_checkpoint, load_trained_model
 
     cfg = Config.from_dict(load_checkpoint(args.checkpoint)["config"])
     files = _image_files(args.images)
     images = ImageDataset([Sample(str(p), -1) for p in files], image_size=cfg.data.image_size)
     feats = extract_features(load_trained_model(args.checkpoint), images, args.batch_size,
                              args.device, flip=args.flip)
-    buf = io.BytesIO()
-    torch.save({"paths": [str(p) for p in files], "feats": feats}, buf)
-    atomic_write_bytes(args.out, buf.getvalue())
+    save_tagged(args.out, FEATURES_FORMAT, {"paths": [str(p) for p in files], "feats": feats})
     print(f"wrote {len(files)} features of width {feats.shape[1]} to {args.out}")
-
-
-def _load_features(path: Path) -> dict:
-    import torch
-
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path} is not a features file written by `vscr extract`: {e}") from e
-    if not isinstance(data, dict) or {"paths", "feats"} - set(data):
-        raise ValueError(f"{path} is not a features file written by `vscr extract`")
-    return data
 
 
 def _cmd_search(args) -> None:
     import csv
 
     from vscr_core.evaluate import GalleryIndex
+    from vscr_core.files import load_tagged
 
-    gallery, query = _load_features(args.gallery), _load_features(args.query)
+    what = "a features file written by `vscr extract`"
+    gallery = load_tagged(args.gallery, FEATURES_FORMAT, what)
+    query = load_tagged(args.query, FEATURES_FORMAT, what)
     index = GalleryIndex(gallery["feats"], backend=args.backend)
     indices, distances = index.search(query["feats"], args.k)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,9 @@ from vscr_core import evaluate
 from vscr_core.config import Config
 from vscr_core.data.transforms import ImageDataset
 from vscr_core.data.types import ReIDDataset
+from vscr_core.files import atomic_write_bytes
 from vscr_core.train import (
     CHECKPOINT_NAME,
-    atomic_write_bytes,
     fit,
     load_checkpoint,
     load_data,

@@ -22,6 +22,7 @@ from torch import nn
 from torchvision import models
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from vscr_core.files import torch_load
 from vscr_core.losses import grad_reverse
 
 # name -> (torchvision constructor, ImageNet weights enum, res5 output channels)
@@ -209,13 +210,7 @@ def load_imagenet_weights(backbone: str, pretrained: str) -> dict[str, torch.Ten
     """
     weights = BACKBONES[backbone][1]
     if pretrained != "imagenet":
-        path = Path(pretrained)
-        if not path.is_file():
-            raise FileNotFoundError(f"pretrained weights file {path} does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ValueError(f"{path} is not a readable torch weights file: {e}") from e
+        state = torch_load(pretrained, f"{backbone} weights (a torchvision state dict)")
     else:
         cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         old_timeout = socket.getdefaulttimeout()

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from vscr_core.config import Config, lr_milestones
 from vscr_core.data.sampler import PKBatchSampler
 from vscr_core.data.types import ReIDDataset, Sample, merge_view
+from vscr_core.files import atomic_write_bytes, load_tagged, save_tagged
 from vscr_core.losses import vscr_loss
 from vscr_core.model import VSCRNet, build_model
 
@@ -121,35 +122,13 @@ def training_samples(cfg: Config, ds: ReIDDataset) -> list[Sample]:
 # Checkpoints
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename: a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(path: Path, state: dict) -> None:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    save_tagged(path, CHECKPOINT_FORMAT, state)
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint written by fit(), loaded with weights_only=True; anything else is refused
-    with a message naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"checkpoint {path} is corrupt or not a torch file: {e}") from e
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a vscr checkpoint (expected format {CHECKPOINT_FORMAT})")
-    return state
+    """A checkpoint written by fit(); anything else is refused with a message naming the file."""
+    return load_tagged(path, CHECKPOINT_FORMAT, "a vscr checkpoint")
 
 
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> VSCRNet:
@@ -296,7 +275,7 @@ def fit(
         scheduler.step()
         if rank == 0:
             save_checkpoint(ckpt_path, {
-                "format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "epoch": epoch + 1,
+                "config": cfg.to_dict(), "epoch": epoch + 1,
                 "num_ids": num_ids, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "history": history,

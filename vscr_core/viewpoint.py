@@ -38,14 +38,9 @@ from tqdm.auto import tqdm
 
 from vscr_core.data.transforms import ImageDataset
 from vscr_core.data.types import UNKNOWN, VIEW_NAMES, ReIDDataset, Sample, merge_view
+from vscr_core.files import atomic_write_bytes, load_tagged, save_figure, save_tagged
 from vscr_core.model import BACKBONES, load_imagenet_weights
-from vscr_core.train import (
-    amp_settings,
-    atomic_write_bytes,
-    autocast,
-    resolve_device,
-    seed_everything,
-)
+from vscr_core.train import amp_settings, autocast, resolve_device, seed_everything
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIEWS_DIR = REPO_ROOT / "results" / "views"  # where predicted labels go by default
@@ -252,31 +247,17 @@ def evaluate_viewpoint(model: ViewpointNet, samples: list[Sample],
 
 def save_viewpoint_model(model: ViewpointNet, path, cfg: ViewpointConfig | None = None) -> Path:
     """Weights and the shape of the network (plus the training config, for the record)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format": CHECKPOINT_FORMAT, "num_views": model.num_views,
-             "backbone": model.backbone, "image_size": model.image_size,
-             "config": asdict(cfg) if cfg else {},
-             "model": {k: v.cpu() for k, v in model.state_dict().items()}}
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return save_tagged(path, CHECKPOINT_FORMAT, {
+        "num_views": model.num_views, "backbone": model.backbone,
+        "image_size": model.image_size, "config": asdict(cfg) if cfg else {},
+        "model": {k: v.cpu() for k, v in model.state_dict().items()}})
 
 
 def load_viewpoint_model(path, device: str | torch.device = "cpu") -> ViewpointNet:
-    """A classifier saved by save_viewpoint_model (weights_only load); other files are refused."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"viewpoint checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{path}: corrupt or not a torch file ({e}); expected a viewpoint "
-                         "classifier saved by `vscr viewpoint train`") from e
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a viewpoint classifier checkpoint (expected format "
-                         f"{CHECKPOINT_FORMAT!r}); a ReID checkpoint cannot label views")
+    """A classifier saved by save_viewpoint_model; other files (a ReID checkpoint too) are
+    refused with a message naming the file."""
+    state = load_tagged(path, CHECKPOINT_FORMAT,
+                        "a viewpoint classifier checkpoint (`vscr viewpoint train`)")
     model = ViewpointNet(state["num_views"], state["backbone"], state["image_size"])
     model.load_state_dict(state["model"])
     return model.to(device).eval()
@@ -406,12 +387,7 @@ def plot_fraction_curve(df, out_png, reported: float | None = REPORTED_VERI776_2
            title="Fig. 6: viewpoint classifier accuracy")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    atomic_write_bytes(out_png, buf.getvalue())
-    return out_png
+    return save_figure(fig, out_png)
 
 
 def plot_confusion(df, out_png, fraction: float = 0.25) -> Path:
@@ -435,12 +411,7 @@ def plot_confusion(df, out_png, fraction: float = 0.25) -> Path:
     ax.set(xlabel="predicted view", ylabel="true view",
            title=f"Viewpoint confusion, {fraction:.0%} of training data\n"
                  f"(synthetic, {rows['seed'].nunique()} seeds summed)")
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    atomic_write_bytes(out_png, buf.getvalue())
-    return out_png
+    return save_figure(fig, out_png)
 
 
 def _git_commit() -> str:

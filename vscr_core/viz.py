@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from vscr_core.data.types import UNKNOWN, VIEW_NAMES, ReIDDataset
+from vscr_core.files import save_figure
 
 
 def contact_sheet(dataset_or_root, out_png, num_ids: int = 8, cell: int = 128,
@@ -61,9 +61,4 @@ def contact_sheet(dataset_or_root, out_png, num_ids: int = 8, cell: int = 128,
                                            min(num_distractors, len(views), len(ds.distractors)))
         for j, s in enumerate(picks):
             paste(s.path, label_w + j * cell, y)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_suffix(".tmp.png")
-    sheet.save(tmp)
-    os.replace(tmp, out_png)  # atomic: a figure is never half written
-    return out_png
+    return save_figure(sheet, out_png)
