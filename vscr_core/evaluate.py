@@ -17,10 +17,8 @@ orders like the cosine distance.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +27,7 @@ from tqdm.auto import tqdm
 
 from vscr_core import _rank
 from vscr_core.data.vehicleid import vehicleid_split
+from vscr_core.files import load_tagged, save_tagged
 
 __all__ = [
     "GalleryIndex",
@@ -425,26 +424,10 @@ class GalleryIndex:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically (temp file + rename)."""
-        path = Path(path)
-        state = {"format": _INDEX_FORMAT, "metric": self.metric, "backend": self.backend,
-                 "feats": self.feats}  # fmt: skip
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_tagged(path, _INDEX_FORMAT, {"metric": self.metric, "backend": self.backend,
+                                          "feats": self.feats})
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, backend: str | None = None) -> GalleryIndex:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as err:
-            raise ValueError(f"{path} is not a readable GalleryIndex file ({err})") from err
-        if not isinstance(state, dict) or state.get("format") != _INDEX_FORMAT:
-            raise ValueError(f"{path} is not a GalleryIndex file (format {_INDEX_FORMAT} expected)")
+        state = load_tagged(path, _INDEX_FORMAT, "a GalleryIndex file")
         return cls(state["feats"], metric=state["metric"], backend=backend or state["backend"])
