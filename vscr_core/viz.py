@@ -62,3 +62,38 @@ def contact_sheet(dataset_or_root, out_png, num_ids: int = 8, cell: int = 128,
         for j, s in enumerate(picks):
             paste(s.path, label_w + j * cell, y)
     return save_figure(sheet, out_png)
+
+
+def plot_dataset_statistics(stats: dict, out_png, title: str = "Fig. 3: data set statistics",
+                            views: dict | None = None) -> Path:
+    """Fig. 3 from one entry of data.dataset_statistics (a split, or the labelled splits pooled):
+    (a) box widths and heights, (b) images per identity, (c) views. `views` replaces the entry's
+    view histogram (e.g. the training split's, the only one with view labels)."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13, 3.8), dpi=130, layout="constrained")
+    ax_box, ax_ids, ax_view = fig.subplots(1, 3)
+    wh = np.asarray(stats.get("box_sizes", np.zeros((0, 2))))
+    if len(wh):
+        bins = np.linspace(0, wh.max() + 8, 40)
+        ax_box.hist(wh[:, 0], bins=bins, alpha=0.6, label="width", color="tab:blue")
+        ax_box.hist(wh[:, 1], bins=bins, alpha=0.6, label="height", color="tab:orange")
+        ax_box.legend()
+    ax_box.set(xlabel="box side (px, as stored)", ylabel="images",
+               title=f"(a) box size ({len(wh)} images)")
+    hist = stats["images_per_id"]["histogram"]
+    ax_ids.bar(list(hist), list(hist.values()), color="tab:green", width=0.8)
+    ax_ids.set(xlabel="images per identity", ylabel="identities",
+               title=f"(b) images per identity ({stats['ids']} ids)")
+    ax_ids.xaxis.get_major_locator().set_params(integer=True)
+    counts = dict(views if views is not None else stats["views"])
+    unknown = counts.pop("unknown", 0)
+    ax_view.bar(list(counts), list(counts.values()), color="tab:purple")
+    ax_view.set(xlabel="viewpoint", ylabel="images",
+                title=f"(c) viewpoints ({sum(counts.values())} labelled"
+                      + (f", {unknown} unlabelled)" if unknown else ")"))
+    for ax in (ax_box, ax_ids, ax_view):
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title)
+    return save_figure(fig, out_png)

@@ -1,0 +1,130 @@
+"""Every notebook runs headlessly (papermill) in the smoke profile into a temporary folder, and
+its tables are read back and checked. The committed results/ and figures/ are never touched: the
+synthetic data come from the `smoke_synth` fixture, found through $VSCR_DATA."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vscr_core import notebook as nbk
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+papermill = pytest.importorskip("papermill")
+
+
+@pytest.fixture(scope="module")
+def smoke_env(smoke_synth, tmp_path_factory):
+    """$VSCR_DATA pointing at a folder whose synth-smoke-s0 is the session's smoke tree, and an
+    output folder shared by the notebooks (index.html gathers all of them)."""
+    data = tmp_path_factory.mktemp("vscr_data")
+    (data / "synth-smoke-s0").symlink_to(smoke_synth, target_is_directory=True)
+    old = os.environ.get("VSCR_DATA")
+    os.environ["VSCR_DATA"] = str(data)  # the kernel inherits the environment
+    yield tmp_path_factory.mktemp("nb_out"), smoke_synth
+    if old is None:
+        os.environ.pop("VSCR_DATA", None)
+    else:
+        os.environ["VSCR_DATA"] = old
+
+
+def execute(name: str, out_dir: Path, **parameters) -> dict:
+    out = out_dir / f"{name}.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), kernel_name="python3",
+                               parameters={"profile": "smoke", "out_dir": str(out_dir),
+                                           **parameters}, progress_bar=False)
+    return json.loads(out.read_text())
+
+
+def check_provenance(meta: dict, notebook: str) -> None:
+    assert meta["notebook"] == notebook and meta["profile"] == "smoke"
+    assert meta["commit"] and meta["seeds"] == [0] and meta["wall_s"] >= 0
+
+
+def test_notebooks_have_one_parameters_cell():
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        tagged = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+        assert len(tagged) == 1, path
+        for p in ("profile", "dataset", "data_root", "device", "seeds", "out_dir"):
+            assert f"\n{p} = " in "\n" + "".join(tagged[0]["source"]), (path, p)
+        assert cells[0]["cell_type"] == "markdown" and cells[-1]["cell_type"] == "markdown"
+
+
+@pytest.mark.slow
+def test_00_datasets(smoke_env):
+    from vscr_core.data import dataset_statistics, load_uav_veid
+
+    out_dir, root = smoke_env
+    execute("00_datasets", out_dir, data_root=str(root))
+    table, meta = nbk.read_table("table1_datasets", out_dir)
+    check_provenance(meta, "00_datasets")
+    val, test = load_uav_veid(root, "val"), load_uav_veid(root, "test")
+    st_val, st_test = dataset_statistics(val, False), dataset_statistics(test, False)
+    measured = table[table["source"] == "measured"].iloc[0]
+    ids = st_val["train"]["ids"] + st_val["query"]["ids"] + st_test["query"]["ids"]
+    images = sum(st_val[s]["images"] for s in ("train", "query", "gallery")) + \
+        st_test["query"]["images"] + st_test["gallery"]["images"]
+    assert (measured["identities"], measured["images"]) == (ids, images)
+    assert measured["distractors"] == st_val["distractors"]["images"] > 0
+    reported = table[table["source"].str.startswith("reported")]
+    assert list(reported["dataset"]) == ["VeRi-776", "VehicleID", "VERI-Wild", "UAV-VeID"]
+    assert reported.set_index("dataset").loc["UAV-VeID", "images"] == 41_917
+
+    splits, _ = nbk.read_table("table1_splits", out_dir)
+    by = splits.set_index("split")
+    assert by.loc["train", "identities_measured"] == st_val["train"]["ids"]
+    assert by.loc["test", "images_measured"] == st_test["query"]["images"] + len(test.gallery)
+    assert by.loc["train", "identities_reported"] == 1_797
+    for fig in ("fig3_dataset_statistics", "synth_contact_sheet"):
+        assert (out_dir / "figures" / f"{fig}.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_01_viewpoint(smoke_env):
+    out_dir, _ = smoke_env
+    execute("01_viewpoint", out_dir)
+    runs, meta = nbk.read_table("viewpoint_fig6", out_dir)
+    check_provenance(meta, "01_viewpoint")
+    settings = nbk.fig6_settings("smoke")
+    assert meta["config"]["steps"] == settings.config.steps
+    assert sorted(runs["fraction"]) == sorted(settings.fractions)
+    assert runs["accuracy"].between(0, 1).all() and (runs["test_images"] > 0).all()
+    summary, _ = nbk.read_table("viewpoint_fig6_summary", out_dir)
+    assert np.allclose(summary["accuracy_measured_mean"],
+                       100 * runs.groupby("fraction")["accuracy"].mean().to_numpy(), atol=0.01)
+    for fig in ("fig6_viewpoint", "viewpoint_confusion"):
+        assert (out_dir / "figures" / f"{fig}.png").stat().st_size > 10_000
+
+    # a second run with the same settings reuses the finished runs instead of retraining
+    again = execute("01_viewpoint", out_dir)
+    printed = "".join("".join(o.get("text", "")) for c in again["cells"]
+                      for o in c.get("outputs", []))
+    assert "reusing the finished Fig. 6 runs" in printed
+
+
+def test_index_lists_every_figure_and_table(tmp_path):
+    import pandas as pd
+
+    nbk.write_table(pd.DataFrame({"a": [1, 2]}), "viewpoint_fig6_summary", tmp_path,
+                    {"commit": "abc", "profile": "smoke"})
+    page = nbk.build_index(tmp_path).read_text()
+    for f in nbk.FIGURES:
+        assert f.name in page
+    assert "results/viewpoint_fig6_summary.csv" in page and "not drawn yet" in page
+
+
+def test_write_table_refuses_bad_names_and_values(tmp_path):
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="bare file stem"):
+        nbk.write_table(pd.DataFrame(), "../x", tmp_path, {})
+    with pytest.raises(TypeError, match="not JSON-serialisable"):
+        nbk.write_table(pd.DataFrame(), "x", tmp_path, {"bad": object()})
+    assert not (tmp_path / "results" / "x.csv").exists()  # nothing half-written
+    assert nbk.resolve_seeds("0, 1", "quick") == (0, 1) == nbk.resolve_seeds([0, 1], "smoke")
+    assert nbk.resolve_seeds(None, "smoke") == (0,)

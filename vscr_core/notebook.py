@@ -1,0 +1,577 @@
+"""What the notebooks call: parameters, provenance, tables and figures on disk, figures/index.html.
+
+Every notebook in notebooks/ has one `parameters` cell (profile, dataset, data_root, device, seeds,
+out_dir) and then a few lines like these:
+
+    run = NotebookRun("00_datasets", profile, dataset, data_root, device, seeds, out_dir)
+    run.write_table(df, "table1_datasets")          # <out_dir>/results/table1_datasets.csv + .json
+    viz.plot_...(..., run.figure_path("fig3_dataset_statistics"))   # <out_dir>/figures/....png
+    run.finish()                                     # rebuilds <out_dir>/figures/index.html
+
+A table's JSON says where its numbers came from: commit, notebook, profile, data set, seeds,
+device, wall time since the notebook started, plus whatever the notebook adds. Writes are atomic
+(files.py), so an interrupted notebook never leaves a half table. out_dir defaults to the
+repository root, so a plain run fills the committed results/ and figures/; tests pass a temporary
+folder.
+
+The second half holds what notebooks 00 (Table 1, Fig. 3) and 01 (Fig. 6) compute beyond plain
+calls into vscr_core, with the paper's reported numbers beside them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+import re
+import subprocess
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vscr_core.config import PROFILES
+from vscr_core.files import atomic_write_bytes
+
+# Notebooks run without ipywidgets; tqdm.auto then falls back to text bars and warns once.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS, FIGURES_DIR = "results", "figures"
+# Seeds a profile uses when the notebook's `seeds` parameter is None.
+DEFAULT_SEEDS = {"smoke": (0,), "quick": (0, 1, 2), "paper": (0, 1, 2)}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters and provenance
+
+
+def resolve_out_dir(out_dir) -> Path:
+    """None or "" mean the repository root (the committed results/ and figures/)."""
+    return Path(out_dir) if out_dir else REPO_ROOT
+
+
+def resolve_seeds(seeds, profile: str) -> tuple[int, ...]:
+    """None: the profile's default; an int, "0,1,2", "[0, 1]" or a list: those seeds."""
+    if seeds is None:
+        return DEFAULT_SEEDS[profile]
+    if isinstance(seeds, str):
+        seeds = [s for s in re.split(r"[\s,\[\]()]+", seeds) if s]
+    if isinstance(seeds, int | np.integer):
+        seeds = [seeds]
+    try:
+        out = tuple(int(s) for s in seeds)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"seeds={seeds!r}: expected an int, a list of ints or '0,1,2'") from e
+    if not out:
+        raise ValueError(f"seeds={seeds!r}: expected at least one seed")
+    return out
+
+
+def git_commit(root: Path = REPO_ROOT) -> str:
+    """HEAD's hash, with '-dirty' when tracked files differ from it; 'unknown' outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name) or name.endswith((".csv", ".json", ".png")):
+        raise ValueError(f"table/figure name {name!r}: expected a bare file stem such as "
+                         "'table1_datasets' (letters, digits, _ . -; no folder, no suffix)")
+    return name
+
+
+def table_path(name: str, out_dir=None) -> Path:
+    return resolve_out_dir(out_dir) / RESULTS / f"{_check_name(name)}.csv"
+
+
+def figure_path(name: str, out_dir=None) -> Path:
+    """<out_dir>/figures/<name>.png, its folder created."""
+    path = resolve_out_dir(out_dir) / FIGURES_DIR / f"{_check_name(name)}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _jsonable(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, tuple | set):
+        return list(x)
+    raise TypeError(f"provenance value {x!r} ({type(x).__name__}) is not JSON-serialisable")
+
+
+def write_table(df: pd.DataFrame, name: str, out_dir, provenance: dict) -> Path:
+    """`df` as <out_dir>/results/<name>.csv and `provenance` (plus the table's shape and columns)
+    as <name>.json beside it, both atomically. Returns the CSV's path."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"table {name!r}: expected a pandas DataFrame, got {type(df).__name__}")
+    path = table_path(name, out_dir)
+    meta = {**provenance, "table": name, "rows": len(df), "columns": list(map(str, df.columns)),
+            "written": datetime.now(UTC).isoformat(timespec="seconds")}
+    blob = (json.dumps(meta, indent=2, default=_jsonable) + "\n").encode()  # fails before writing
+    atomic_write_bytes(path, df.to_csv(index=False).encode())
+    atomic_write_bytes(path.with_suffix(".json"), blob)
+    return path
+
+
+def read_table(name: str, out_dir=None) -> tuple[pd.DataFrame, dict]:
+    """(table, provenance) written by write_table; a missing file is named in the error."""
+    path = table_path(name, out_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"table {name!r}: {path} does not exist; run the notebook that "
+                                f"writes it ({notebook_of(name) or 'see FIGURES'})")
+    meta = path.with_suffix(".json")
+    return pd.read_csv(path), json.loads(meta.read_text()) if meta.is_file() else {}
+
+
+@dataclass
+class NotebookRun:
+    """One execution of a notebook: its parameters, its start time, and where it writes."""
+
+    notebook: str
+    profile: str = "quick"
+    dataset: str = "synth"
+    data_root: str | None = None
+    device: str = "auto"
+    seeds: tuple[int, ...] | None = None
+    out_dir: Path | None = None
+    started: float = field(default_factory=time.perf_counter)
+    written: list[Path] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile={self.profile!r}; expected one of {', '.join(PROFILES)}")
+        self.seeds = resolve_seeds(self.seeds, self.profile)
+        self.out_dir = resolve_out_dir(self.out_dir)
+        self.commit = git_commit()
+
+    @property
+    def config(self):
+        """The profile's Config with this run's data set, root and device."""
+        return PROFILES[self.profile].override(**{"data.dataset": self.dataset,
+                                                  "data.root": self.data_root,
+                                                  "train.device": self.device})
+
+    def provenance(self, **extra) -> dict:
+        return {"commit": self.commit, "notebook": self.notebook, "profile": self.profile,
+                "dataset": self.dataset, "data_root": self.data_root, "seeds": list(self.seeds),
+                "device": self.device, "torch": torch.__version__,
+                "python": platform.python_version(), "threads": torch.get_num_threads(),
+                "wall_s": round(time.perf_counter() - self.started, 1), **extra}
+
+    def write_table(self, df: pd.DataFrame, name: str, **extra) -> Path:
+        path = write_table(df, name, self.out_dir, self.provenance(**extra))
+        self.written.append(path)
+        return path
+
+    def figure_path(self, name: str) -> Path:
+        path = figure_path(name, self.out_dir)
+        self.written.append(path)
+        return path
+
+    def finish(self) -> Path:
+        """Rebuild figures/index.html and say what was written."""
+        index = build_index(self.out_dir)
+        print(f"{self.notebook} ({self.profile}) finished in "
+              f"{time.perf_counter() - self.started:.1f} s; wrote:")
+        for p in dict.fromkeys([*self.written, index]):
+            print(f"  {p}")
+        return index
+
+
+# ---------------------------------------------------------------------------------------------
+# figures/index.html
+
+
+@dataclass(frozen=True)
+class FigureEntry:
+    name: str  # figures/<name>.png
+    notebook: str  # the notebook that draws it
+    caption: str  # what it shows; no measured numbers (those are in the table)
+    tables: tuple[str, ...] = ()  # results/<table>.csv shown under the figure
+
+
+# The paper's figures and tables, in the order the notebooks make them. Notebooks 02-08 add
+# their entries here; a registered figure not yet drawn is listed as missing.
+FIGURES: tuple[FigureEntry, ...] = (
+    FigureEntry("fig3_dataset_statistics", "00_datasets",
+                "Fig. 3 / Table 1: the data set's box sizes (width and height of the stored "
+                "crops), images per identity over the labelled splits, and the viewpoint "
+                "histogram of the training split (the only split with view labels, as in "
+                "UAV-VeID). The first table sets the measured data set beside the four data sets "
+                "of the paper's Table 1; the second compares its splits with UAV-VeID's.",
+                ("table1_datasets", "table1_splits")),
+    FigureEntry("synth_contact_sheet", "00_datasets",
+                "Sample crops: training identities (rows) by viewpoint (columns), each crop "
+                "scaled to its cell with its stored size under it, and a row of distractors "
+                "(false detections and vehicles outside every split).",
+                ()),
+    FigureEntry("fig6_viewpoint", "01_viewpoint",
+                "Fig. 6: accuracy of the viewpoint classifier on held-out identities against the "
+                "share of labelled training images it was trained on, mean and standard "
+                "deviation over seeds. The paper's only number, for VeRi-776 with 3 views at "
+                "25 %, is drawn as the red reference; chance is dotted.",
+                ("viewpoint_fig6_summary", "viewpoint_fig6")),
+    FigureEntry("viewpoint_confusion", "01_viewpoint",
+                "Confusion matrix of the viewpoint classifier at the smallest labelled share, "
+                "summed over seeds (rows: true view, columns: predicted view; % of the row and "
+                "counts).",
+                ("viewpoint_fig6_summary",)),
+)
+
+
+def notebook_of(table_or_figure: str) -> str | None:
+    for f in FIGURES:
+        if table_or_figure == f.name or table_or_figure in f.tables:
+            return f.notebook
+    return None
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+figure { margin: 1em 0 0.5em; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.95em; color: #333; margin-top: 0.4em; }
+.table { overflow-x: auto; margin: 0.6em 0 1.5em; }
+table { border-collapse: collapse; font-size: 0.8em; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+th { background: #f0f0f0; } .prov { font-size: 0.8em; color: #666; } .missing { color: #a00; }
+"""
+
+
+def _table_html(name: str, out_dir: Path, max_rows: int = 40) -> str:
+    path = table_path(name, out_dir)
+    if not path.is_file():
+        return f'<p class="missing">table {html.escape(name)}: not produced yet</p>'
+    df, meta = read_table(name, out_dir)
+    shown = df.head(max_rows).map(
+        lambda v: f"{v:.4g}" if isinstance(v, float) else
+        (v[:40] + "…" if isinstance(v, str) and len(v) > 40 else v))
+    more = f" (first {max_rows} of {len(df)} rows)" if len(df) > max_rows else ""
+    prov = ", ".join(f"{k} {meta[k]}" for k in ("profile", "dataset", "seeds", "commit", "wall_s")
+                     if k in meta)
+    return (f'<div class="table"><b><a href="../{RESULTS}/{name}.csv">{RESULTS}/{name}.csv'
+            f'</a></b>{more}<br><span class="prov">{html.escape(prov)}</span>'
+            f'{shown.to_html(index=False, na_rep="", border=0)}</div>')
+
+
+def build_index(out_dir=None, figures: tuple[FigureEntry, ...] = FIGURES) -> Path:
+    """<out_dir>/figures/index.html: every registered figure with its caption and its tables,
+    grouped by notebook; figures not drawn yet are listed as missing."""
+    out_dir = resolve_out_dir(out_dir)
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
+             "<title>vscr: figures and tables</title>", f"<style>{_CSS}</style></head><body>",
+             "<h1>vscr: the paper's figures and tables, reproduced</h1>",
+             "<p>Teng et al., <i>Viewpoint and Scale Consistency Reinforcement for UAV Vehicle "
+             "Re-Identification</i>, IJCV 2021. Each section is one notebook in "
+             "<code>notebooks/</code>; columns marked <i>reported</i> are the paper's numbers, "
+             "<i>measured</i> ones are this project's.</p>"]
+    notebook = None
+    for f in figures:
+        if f.notebook != notebook:
+            notebook = f.notebook
+            parts.append(f"<h2>notebooks/{html.escape(notebook)}.ipynb</h2>")
+        png = out_dir / FIGURES_DIR / f"{f.name}.png"
+        if png.is_file():
+            parts.append(f'<figure id="{f.name}"><img src="{f.name}.png" alt="{f.name}">'
+                         f"<figcaption><b>{f.name}.png</b>: {html.escape(f.caption)}"
+                         "</figcaption></figure>")
+        else:
+            parts.append(f'<p class="missing">{f.name}.png: not drawn yet '
+                         f"(run notebooks/{html.escape(f.notebook)}.ipynb)</p>")
+        parts.extend(_table_html(t, out_dir) for t in f.tables)
+    parts.append("</body></html>\n")
+    return atomic_write_bytes(out_dir / FIGURES_DIR / "index.html", "\n".join(parts).encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# 00_datasets: Table 1 and Fig. 3
+
+# The paper's Table 1 (identities, images, distractors, cameras, views, year).
+REPORTED_TABLE1 = (
+    ("VeRi-776", 776, 51_035, 0, "fixed", "3", "2016"),
+    ("VehicleID", 26_267, 221_763, 0, "fixed", "2", "2016"),
+    ("VERI-Wild", 40_671, 416_314, 0, "fixed", "flexible", "2019"),
+    ("UAV-VeID", 4_601, 41_917, 300_000, "mobile UAV", "flexible", "–"),
+)
+# UAV-VeID's split (Sect. 3.2.2): identities and images.
+REPORTED_UAV_VEID_SPLITS = {"train": (1_797, 18_709), "val": (596, 4_150),
+                            "test": (2_208, 19_058), "distractors": (None, 300_000),
+                            "all": (4_601, 41_917)}
+_PID_STRIDE = 10**7  # keeps ids of different splits apart when they are pooled
+
+
+@dataclass
+class DatasetParts:
+    """A data set's images by split: train, val, test (each labelled split's query + gallery),
+    distractors; `all` pools the labelled splits with ids kept apart."""
+
+    name: str
+    num_views: int
+    splits: dict = field(default_factory=dict)  # split -> list[Sample]
+
+    def as_dataset(self):
+        """The training split (with its view labels) and the distractors as a ReIDDataset."""
+        from vscr_core.data import ReIDDataset
+
+        return ReIDDataset(self.name, self.splits["train"], [], [],
+                           self.splits.get("distractors", []), self.num_views)
+
+    @property
+    def all(self):
+        pooled = []
+        for k, split in enumerate(s for s in ("train", "val", "test") if s in self.splits):
+            pooled += [s._replace(pid=s.pid + k * _PID_STRIDE) for s in self.splits[split]]
+        return pooled
+
+
+def load_parts(dataset: str = "synth", data_root=None, preset: str = "quick", seed: int = 0,
+               progress: bool = True) -> DatasetParts:
+    """The data set of a notebook's parameters, by split. "synth": the generator's `preset`
+    (generated on first use; data_root None means the cache under $VSCR_DATA or data/)."""
+    from vscr_core.data import load_dataset, synthetic_dataset
+
+    if dataset in ("synth", "uav_veid"):
+        if dataset == "synth":
+            val = synthetic_dataset(preset, seed, root=data_root, split="val", progress=progress)
+            test = synthetic_dataset(preset, seed, root=data_root, split="test", progress=False)
+            name = f"synth-{preset}-s{seed}"
+        else:
+            if data_root is None:
+                raise ValueError("dataset='uav_veid' needs data_root (the UAV-VeID folder)")
+            val = load_dataset("uav_veid", data_root, split="val")
+            test = load_dataset("uav_veid", data_root, split="test", distractors=False)
+            name = "UAV-VeID"
+        splits = {"train": val.train, "val": val.query + val.gallery,
+                  "test": test.query + test.gallery, "distractors": val.distractors}
+        return DatasetParts(name, val.num_views, splits)
+    if data_root is None:
+        raise ValueError(f"dataset={dataset!r} needs data_root (the data set's folder)")
+    ds = load_dataset(dataset, data_root)
+    return DatasetParts(dataset, ds.num_views, {"train": ds.train, "test": ds.query + ds.gallery,
+                                                "distractors": ds.distractors})
+
+
+def split_statistics(parts: DatasetParts, box_sizes: bool = True) -> dict:
+    """data.dataset_statistics of each split and of `all` (labelled splits pooled)."""
+    from vscr_core.data import ReIDDataset, dataset_statistics
+
+    out = {}
+    for split, samples in [*parts.splits.items(), ("all", parts.all)]:
+        ds = ReIDDataset(f"{parts.name}-{split}", samples, [], [], [], parts.num_views)
+        out[split] = dataset_statistics(ds, box_sizes=box_sizes)["train"]
+    return out
+
+
+def table1(parts: DatasetParts, stats: dict) -> pd.DataFrame:
+    """The paper's Table 1 rows (source 'reported') and the measured data set (source
+    'measured'). Images per id of a reported row is images / identities of that row."""
+    rows = [{"dataset": n, "source": "reported (paper Table 1)", "identities": ids,
+             "images": imgs, "images_per_id": round(imgs / ids, 2), "distractors": d,
+             "cameras": cam, "views": views, "year": year}
+            for n, ids, imgs, d, cam, views, year in REPORTED_TABLE1]
+    whole = stats["all"]
+    labelled = sum(v for k, v in stats["train"]["views"].items() if k != "unknown")
+    rows.append({"dataset": parts.name, "source": "measured", "identities": whole["ids"],
+                 "images": whole["images"],
+                 "images_per_id": round(whole["images_per_id"]["mean"], 2),
+                 "distractors": stats.get("distractors", {}).get("images", 0),
+                 "cameras": "simulated UAV" if parts.name.startswith("synth") else "",
+                 "views": f"{parts.num_views} classes ({labelled} train images labelled)"
+                 if parts.num_views else "none labelled", "year": ""})
+    return pd.DataFrame(rows)
+
+
+def split_table(stats: dict) -> pd.DataFrame:
+    """Per split: identities, images, images per id and box sizes measured, beside UAV-VeID's
+    reported split sizes (the synthetic set keeps its proportions at a smaller scale)."""
+    rows = []
+    for split, st in stats.items():
+        rep = REPORTED_UAV_VEID_SPLITS.get(split)
+        rows.append({
+            "split": split,
+            "identities_reported": rep[0] if rep else None,
+            "images_reported": rep[1] if rep else None,
+            "images_per_id_reported": round(rep[1] / rep[0], 2) if rep and rep[0] else None,
+            "identities_measured": st["ids"], "images_measured": st["images"],
+            "images_per_id_measured": round(st["images_per_id"]["mean"], 2) if st["ids"] else None,
+            "box_w_median_px": st.get("box_w", {}).get("median"),
+            "box_h_median_px": st.get("box_h", {}).get("median"),
+        })
+    df = pd.DataFrame(rows)
+    counts = ["identities_reported", "images_reported", "identities_measured", "images_measured"]
+    return df.astype({c: "Int64" for c in counts})  # integers with gaps, not 1797.0
+
+
+def fig3(run: NotebookRun, parts: DatasetParts, stats: dict) -> Path:
+    """Fig. 3 of the labelled splits pooled; views from the training split (the only one with
+    view labels, as in UAV-VeID)."""
+    from vscr_core import viz
+
+    return viz.plot_dataset_statistics(
+        stats["all"], run.figure_path("fig3_dataset_statistics"), views=stats["train"]["views"],
+        title=f"Fig. 3: {parts.name} (box sizes and images per id: all labelled splits; "
+              "views: training split)")
+
+
+def contact_sheet(run: NotebookRun, parts: DatasetParts) -> Path:
+    """figures/synth_contact_sheet.png (<dataset>_contact_sheet.png for a real data set)."""
+    from vscr_core import viz
+
+    name = "synth_contact_sheet" if run.dataset == "synth" else f"{run.dataset}_contact_sheet"
+    return viz.contact_sheet(parts.as_dataset(), run.figure_path(name), seed=run.seeds[0])
+
+
+def table1_statement(table: pd.DataFrame, splits: pd.DataFrame) -> str:
+    """One sentence per fact of the measured row, from the tables (not typed by hand)."""
+    m = table[table["source"] == "measured"].iloc[0]
+    uav = table[table["dataset"] == "UAV-VeID"].iloc[0]
+    lab = splits[splits["split"].isin(["train", "val", "test"])]
+    share_m = (lab["identities_measured"] / lab["identities_measured"].sum()).round(3).tolist()
+    share_r = (lab["identities_reported"] / lab["identities_reported"].sum()).round(3).tolist()
+    return (f"Measured {m['dataset']}: {m['identities']} identities, {m['images']} labelled "
+            f"images ({m['images_per_id']} per identity; UAV-VeID's reported counts give "
+            f"{uav['images_per_id']}), {m['distractors']} distractors; views: {m['views']}.\n"
+            f"Identity shares train/val/test: measured {share_m}, UAV-VeID {share_r}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 01_viewpoint: Fig. 6
+
+
+@dataclass(frozen=True)
+class Fig6Settings:
+    fractions: tuple[float, ...]  # shares of the labelled training images
+    config: object  # viewpoint.ViewpointConfig
+    preset: str  # synthetic generator preset
+
+
+def fig6_settings(profile: str) -> Fig6Settings:
+    """What Fig. 6 trains under each profile. quick is the published run (FIG6_CONFIG)."""
+    from vscr_core.viewpoint import FIG6_CONFIG, ViewpointConfig
+
+    return {
+        # a few seconds: the curve's plumbing, not its numbers
+        "smoke": Fig6Settings((0.5, 1.0), ViewpointConfig(image_size=32, steps=8, batch_size=16),
+                              "smoke"),
+        "quick": Fig6Settings((0.25, 0.5, 0.75, 1.0), FIG6_CONFIG, "quick"),
+        # GPU box: ImageNet init, larger input (the paper's VGG_CNN_M_1024 saw 224 px)
+        "paper": Fig6Settings((0.25, 0.5, 0.75, 1.0),
+                              ViewpointConfig(image_size=128, steps=2000, pretrained="imagenet"),
+                              "full"),
+    }[profile]
+
+
+def _cached_fig6(run: NotebookRun, name: str, meta_want: dict) -> pd.DataFrame | None:
+    """The Fig. 6 runs already in <out_dir>/results/<name>.csv when its provenance matches
+    (data set, fractions, seeds, classifier config): like experiments.run, finished runs are
+    reused, not retrained."""
+    path = table_path(name, run.out_dir)
+    if not (path.is_file() and path.with_suffix(".json").is_file()):
+        return None
+    df, meta = read_table(name, run.out_dir)
+    if any(meta.get(k) != v for k, v in meta_want.items()):
+        return None
+    print(f"reusing the finished Fig. 6 runs in {path} (commit {meta.get('commit')}, "
+          f"{meta.get('wall_s')} s then)")
+    return df
+
+
+def fig6_runs(run: NotebookRun, name: str = "viewpoint_fig6", progress: bool = False):
+    """Fig. 6's runs (one row per seed x fraction), written to results/<name>.csv, and both
+    plots. On the synthetic default this is viewpoint.run_fig6, the code path of the published
+    results; another data set (with view labels) goes through the same fraction_curve."""
+    from vscr_core import viewpoint as vp
+
+    st = fig6_settings(run.profile)
+    cfg = replace(st.config, device=run.device)
+    seeds = tuple(run.seeds)
+    synth_default = run.dataset == "synth" and run.data_root is None
+    want = {"fractions": list(st.fractions), "seeds": list(seeds), "config": asdict(cfg)}
+    if synth_default:
+        want["data set"] = f"synth-{st.preset}-s0-val"
+    df = _cached_fig6(run, name, want)
+    if df is None:
+        print(f"Fig. 6: training {len(seeds) * len(st.fractions)} classifiers "
+              f"({len(seeds)} seeds x shares {list(st.fractions)}, {cfg.steps} steps each)")
+    if df is None and synth_default:
+        df = vp.run_fig6(st.preset, synth_seed=0, fractions=st.fractions, seeds=seeds, cfg=cfg,
+                         out_csv=table_path(name, run.out_dir),
+                         figures_dir=run.out_dir / FIGURES_DIR, progress=progress)
+        # run_fig6 wrote its provenance; add the notebook's fields (profile, notebook, ...)
+        _, meta = read_table(name, run.out_dir)
+        run.write_table(df, name, **meta)
+    elif df is None:
+        ds = load_parts(run.dataset, run.data_root, st.preset, progress=progress)
+        df = vp.fraction_curve(ds.as_dataset(), st.fractions, seeds, cfg, progress=progress)
+        run.write_table(df, name, **{"data set": ds.name, **want})
+    for r in df.itertuples():
+        print(f"  seed {r.seed}, {100 * r.fraction:.0f} % ({r.train_images} images): "
+              f"accuracy {r.accuracy:.4f} in {r.wall_s} s")
+    vp.plot_fraction_curve(df, run.figure_path("fig6_viewpoint"))
+    vp.plot_confusion(df, run.figure_path("viewpoint_confusion"), fraction=min(st.fractions))
+    return df
+
+
+def fig6_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per fraction: measured accuracy (%, mean and std over seeds), chance, and the paper's
+    reported figure where it gives one (VeRi-776, 3 views, 25 %)."""
+    from vscr_core.viewpoint import REPORTED_VERI776_25
+
+    g = df.groupby("fraction")
+    out = pd.DataFrame({
+        "fraction": g["fraction"].first(),
+        "train_images": g["train_images"].first(),
+        "test_images": g["test_images"].first(),
+        "seeds": g["seed"].nunique(),
+        "accuracy_measured_mean": (100 * g["accuracy"].mean()).round(2),
+        "accuracy_measured_std": (100 * g["accuracy"].std()).round(2),
+        "chance": (100 / g["num_views"].first()).round(2),
+    }).reset_index(drop=True)
+    out["accuracy_reported"] = np.where(np.isclose(out["fraction"], 0.25), REPORTED_VERI776_25,
+                                        np.nan)
+    out["reported_on"] = np.where(np.isclose(out["fraction"], 0.25),
+                                  "VeRi-776, 3 views (Sect. 5.3.1)", "")
+    return out
+
+
+def fig6_statement(summary: pd.DataFrame) -> str:
+    """The measured curve in words, from the summary table."""
+    last = summary.iloc[-1]
+    lines = [f"Measured view accuracy on held-out identities ({int(last['seeds'])} seed(s), "
+             f"{int(last['test_images'])} test images, chance {last['chance']} %):"]
+    for r in summary.itertuples():
+        spread = "" if pd.isna(r.accuracy_measured_std) else f" ± {r.accuracy_measured_std}"
+        lines.append(f"  {100 * r.fraction:.0f} % of the labels ({r.train_images} images): "
+                     f"{r.accuracy_measured_mean}{spread} %")
+    gain = last["accuracy_measured_mean"] - summary["accuracy_measured_mean"].iloc[0]
+    lines.append(f"Going from the smallest to the largest share changes accuracy by {gain:+.2f} "
+                 "points.")
+    reported = summary["accuracy_reported"].dropna()
+    if len(reported):
+        lines.append(f"The paper reports {reported.iloc[0]} % at 25 % on VeRi-776 (3 views, real "
+                     "images), a different data set: the comparison is of the curve's shape.")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "DEFAULT_SEEDS", "FIGURES", "DatasetParts", "FigureEntry", "Fig6Settings", "NotebookRun",
+    "REPORTED_TABLE1", "REPORTED_UAV_VEID_SPLITS", "build_index", "contact_sheet", "fig3",
+    "fig6_runs", "fig6_settings", "fig6_statement", "fig6_summary", "figure_path", "git_commit",
+    "load_parts", "read_table", "resolve_out_dir", "resolve_seeds", "split_statistics",
+    "split_table", "table1", "table1_statement", "table_path", "write_table",
+]
