@@ -253,14 +253,21 @@ th { background: #f0f0f0; } .prov { font-size: 0.8em; color: #666; } .missing { 
 """
 
 
+def _cell(v):
+    """A table cell for the page: blanks for gaps, 4 significant digits, long text cut."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return v[:40] + "…" if isinstance(v, str) and len(v) > 40 else v
+
+
 def _table_html(name: str, out_dir: Path, max_rows: int = 40) -> str:
     path = table_path(name, out_dir)
     if not path.is_file():
         return f'<p class="missing">table {html.escape(name)}: not produced yet</p>'
     df, meta = read_table(name, out_dir)
-    shown = df.head(max_rows).map(
-        lambda v: f"{v:.4g}" if isinstance(v, float) else
-        (v[:40] + "…" if isinstance(v, str) and len(v) > 40 else v))
+    shown = df.head(max_rows).map(_cell)
     more = f" (first {max_rows} of {len(df)} rows)" if len(df) > max_rows else ""
     prov = ", ".join(f"{k} {meta[k]}" for k in ("profile", "dataset", "seeds", "commit", "wall_s")
                      if k in meta)
