@@ -479,7 +479,7 @@ def fig6_settings(profile: str) -> Fig6Settings:
         # GPU box: ImageNet init, larger input (the paper's VGG_CNN_M_1024 saw 224 px)
         "paper": Fig6Settings((0.25, 0.5, 0.75, 1.0),
                               ViewpointConfig(image_size=128, steps=2000, pretrained="imagenet"),
-                              "full"),
+                              "quick"),  # config.PAPER's synth preset; real data: data_root
     }[profile]
 
 
