@@ -35,13 +35,15 @@ import torch.nn.functional as F
 SCREENS = ("auto", "bf16", "fp32", "fp64")
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
 _UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24, torch.float64: 2.0**-53}
-_PAIR_CHUNK = 1024  # pairs per exact-distance gather (4 MB of float64 rows at 512-D)
+_PAIR_CHUNK = 2048  # pairs per exact-distance gather (8 MB of float64 rows at 512-D)
+_CACHE_ELEMS = 2**22  # screened block elements of a general-path chunk (16 MB of fp32)
 _ROW_CHUNK = 16384  # rows per norm computation, to bound the float64 temporaries
 _EXACT_PAIR_S = 1e-6  # cost of settling one band item (fp32 pair, rarely exact), 512-D
 _GEMM_S_PER_MAC = 1e-11  # ~100 GFLOP/s float32 on 2 cores
 _RESCUE_SWITCH = 0.5  # rescued share of a chunk beyond which bf16 + fp32 costs more than fp32
 _PROBE = 256  # queries in the first chunk when the screen is chosen automatically
 _INF = float("inf")
+_DENSE = 4  # true matches per query beyond which the general path screens in fp32 directly
 
 
 def _norms(x: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +61,7 @@ def _norms(x: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 def exact_sqdist(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Exact squared Euclidean distance of paired rows, float64, (P,). The one definition of
     distance that every ranking decision falls back on (the tests' reference uses it too)."""
-    return (q.double() - g.double()).square().sum(-1)
+    return (q.double() - g).square_().sum(-1)  # g promoted to float64 exactly
 
 
 @dataclass
@@ -76,7 +78,7 @@ class Gallery:
     def rows(self, cols: torch.Tensor) -> torch.Tensor:
         """Float32 gallery rows for global column indices, (len(cols), D)."""
         if len(self.parts) == 1:
-            return self.parts[0][cols]
+            return self.parts[0].index_select(0, cols)
         out = torch.empty(len(cols), self.parts[0].shape[1])
         which = torch.bucketize(cols, torch.tensor(self.offsets[1:-1]), right=True)
         for i, part in enumerate(self.parts):
@@ -169,6 +171,9 @@ class Screen:
             self.parts = None  # the augmented copies replace the plain ones
         else:
             self.bias = [n.square().to(self.dtype)[None] for n, _ in norms]  # (1, G_i)
+            # fp32 through oneDNN (about 1.7x MKL's sgemm on this CPU): (-2q) g^T, then + bias
+            self.onednn = self.dtype == torch.float32 and _onednn_ok()
+            self.q2 = -2 * self.q if self.onednn else None
 
     def block(self, qi: torch.Tensor, part: int, c0: int, c1: int):
         """Screened v = ||g||^2 - 2<q, g> (len(qi), c1 - c0), so that d~ = ||q||^2 + v, and the
@@ -177,7 +182,16 @@ class Screen:
         if self.augmented:
             v = torch.mm(self.qa[qi], self.ga[part][a:b].T)
         else:
-            v = torch.addmm(self.bias[part][:, a:b], self.q[qi], self.parts[part][a:b].T, alpha=-2)
+            v = None
+            if self.onednn:
+                try:
+                    v = _LINEAR(self.q2[qi], self.parts[part][a:b], None, "none", [], "")
+                    v.add_(self.bias[part][:, a:b])  # rounded once more: within `out`
+                except RuntimeError:
+                    self.onednn = False
+            if v is None:
+                v = torch.addmm(self.bias[part][:, a:b], self.q[qi], self.parts[part][a:b].T,
+                                alpha=-2)  # fmt: skip
         return v, self.bound(self.nq[qi], self.rq[qi], self.ng[c0:c1].max(), self.rg[c0:c1].max())
 
     def pairs(self, qi: torch.Tensor, cols: torch.Tensor, gallery: Gallery) -> torch.Tensor:
@@ -190,6 +204,20 @@ class Screen:
             dot = (self.q[qi[sl]].to(acc) * g).sum(1).double()
             out[sl] = self.ng[cols[sl]].square() - 2 * dot + self.nq[qi[sl]].square()
         return out
+
+
+_LINEAR = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+
+
+def _onednn_ok() -> bool:
+    """Whether oneDNN's fp32 linear is there and computes in fp32 (not an implicit bf16/tf32
+    down-conversion, which the screen's bound would not cover)."""
+    if _LINEAR is None or not torch.backends.mkldnn.is_available():
+        return False
+    modes = [torch.get_float32_matmul_precision()]
+    for backend in (torch.backends.mkldnn, getattr(torch.backends.mkldnn, "matmul", None)):
+        modes.append(getattr(backend, "fp32_precision", "none"))
+    return all(m in ("highest", "ieee", "none") for m in modes)
 
 
 def _round(x: torch.Tensor, dtype: torch.dtype, up: bool) -> torch.Tensor:
@@ -290,9 +318,9 @@ def match_counts(
     an fp32 screen. `fast` forces (True) or forbids (False) the one-true-match path.
     """
     names = ["bf16", "fp32"] if screen == "auto" else [screen]
-    screens = [Screen(name, q, gallery) for name in names]
+    screens = _Screens(names, q, gallery)  # built on first use
     # band items of a bf16 screen get a cheap fp32 look before any exact distance
-    refine = screens[-1] if names[-1] == "fp32" else Screen("fp32", q, gallery)
+    refine = screens.fp32()
     blocks = list(gallery.blocks(boundaries, block_cols))
     g_order = torch.argsort(g_pids, stable=True)  # same-pid pairs via the pid-sorted gallery
     uniq, n_per_pid = torch.unique_consecutive(g_pids[g_order], return_counts=True)
@@ -301,9 +329,10 @@ def match_counts(
     first = 0  # the general path's first screen: once a chunk needed fp32, later ones start there
     # with screen="auto" a small first chunk probes whether bf16 screening pays off
     probe = min(_PROBE, chunk_size) if screen == "auto" else chunk_size
-    cuts = [0, *range(probe, len(q), chunk_size), len(q)]
-    for q0, q1 in zip(cuts[:-1], cuts[1:], strict=True):
-        n = q1 - q0
+    # general-path chunks are kept small enough for their screened block to stay in cache
+    cache_rows = max(16, _CACHE_ELEMS // max(min(block_cols, gallery.size), 1))
+
+    def make_chunk(q0: int, n: int) -> _Chunk:
         qp = q_pids[q0 : q0 + n]
         pos = torch.searchsorted(uniq, qp).clamp(max=len(uniq) - 1)
         npair = torch.where(uniq[pos] == qp, n_per_pid[pos], 0)  # (n,)
@@ -312,12 +341,23 @@ def match_counts(
         is_match = torch.ones(len(pr), dtype=torch.bool)
         if same_camera_junk:
             is_match = g_camids[pc] != q_camids[q0 : q0 + n][pr]
-        ch = _Chunk(q0, n, qp, pr, pc, pr[is_match], pc[is_match])
+        return _Chunk(q0, n, qp, pr, pc, pr[is_match], pc[is_match])
+
+    q0 = 0
+    while q0 < len(q):
+        n = min(probe if q0 == 0 else chunk_size, len(q) - q0)
+        ch = make_chunk(q0, n)
         use_fast = bool((ch.m == 1).all()) if fast is None else fast
+        if not use_fast and n > cache_rows:
+            n = cache_rows
+            ch = make_chunk(q0, n)
+            use_fast = bool((ch.m == 1).all()) if fast is None else fast
         if use_fast and not bool((ch.m <= 1).all()):
             raise ValueError("the one-true-match path needs at most one true match per query")
         run = _fast_chunk if use_fast else _general_chunk
         counts = None
+        if screen == "auto" and not use_fast and first == 0 and len(ch.mr) > _DENSE * n:
+            first = len(screens) - 1  # many matches per query: their bands cover the bf16 screen
         for i in range(first, len(screens)):
             # the general path restarts a crowded chunk with the next screen
             last = use_fast or i + 1 == len(screens)
@@ -334,7 +374,46 @@ def match_counts(
                 break
         all_rows.append(ch.mr + q0)
         all_counts.append(counts)
+        q0 += n
     return MatchCounts(torch.cat(all_rows), torch.cat(all_counts), len(q))
+
+
+class _Screens:
+    """The screens of one evaluation, each built (norms, low-precision copies) on first use;
+    `fp32()` is the fp32 screen, shared with the list when it is one of them."""
+
+    def __init__(self, names, q, gallery, cache=None):
+        self.names, self.q, self.gallery = list(names), q, gallery
+        self.cache = {} if cache is None else cache
+
+    def get(self, name: str) -> Screen:
+        if name not in self.cache:
+            self.cache[name] = Screen(name, self.q, self.gallery)
+        return self.cache[name]
+
+    def fp32(self) -> _LazyScreen:
+        return _LazyScreen(self, "fp32")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return _Screens(self.names[i], self.q, self.gallery, self.cache)
+        return self.get(self.names[i])
+
+    def __iter__(self):
+        return (self.get(n) for n in self.names)
+
+
+class _LazyScreen:
+    """A screen built when first touched (the fp32 refinement of a bf16 screen)."""
+
+    def __init__(self, screens: _Screens, name: str):
+        self._screens, self._name = screens, name
+
+    def __getattr__(self, attr):
+        return getattr(self._screens.get(self._name), attr)
 
 
 def _crowd_limit(cols: int, dim: int) -> float:
@@ -426,59 +505,90 @@ class _Sorted(NamedTuple):  # a chunk's true matches in another order
 
 def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budget):
     """Any number of true matches per query. Returns None when the first block's band holds
-    more ambiguous pairs than `budget` (the caller re-screens the chunk more precisely)."""
-    mr, mc = ch.mr, ch.mc
+    more ambiguous pairs than `budget` (the caller re-screens the chunk more precisely).
+
+    Only rows with a true match are screened. Per block, one threshold per row (the farthest
+    match plus the band) selects the candidates; each is placed among its row's screened match
+    distances, sorted, by one binary search over (row, distance) keys: it is before every match
+    from that point on (counted in `diff`, prefix-summed per row at the end), and only matches
+    within the band of it are compared more precisely."""
     refine = refine if s.dtype == torch.bfloat16 else None
-    counts = torch.zeros(len(mr), num_segments, dtype=torch.int64)  # (P, S) exact contributions
-    diff = torch.zeros(len(mr) + 1, num_segments, dtype=torch.int64)  # "before matches >= j"
-    exact = torch.full((len(mr),), math.nan, dtype=torch.float64)
-    rows = torch.arange(ch.n)
-    has = ch.m > 0
-    nq2 = s.nq[ch.q0 : ch.q0 + ch.n].square()
+    num = len(ch.mr)
+    counts = torch.zeros(num, num_segments, dtype=torch.int64)
+    if not num:
+        return counts
+    act = (ch.m > 0).nonzero().squeeze(1)  # chunk rows with a true match
+    local = torch.full((ch.n,), -1)
+    local[act] = torch.arange(len(act))
+    mrow = local[ch.mr]  # (P,) ascending: the screened row of each match
+    m_act = ch.m[act]
+    end = torch.cumsum(m_act, 0)  # one past each row's last match
+    start = end - m_act
+    qi = act + ch.q0
+    nq2 = s.nq[qi].square()
+    diff = torch.zeros(num_segments, num + 1, dtype=torch.int64)  # "before matches >= j"
+    exact = torch.full((num,), math.nan, dtype=torch.float64)
+    same_r, same_c = local[ch.pr], ch.pc  # same-pid pairs (matches and junk) of screened rows
+    same_r, same_c = same_r[same_r >= 0], same_c[same_r >= 0]
     for b, (part, c0, c1, seg) in enumerate(blocks):
-        v, e = s.block(rows + ch.q0, part, c0, c1)  # (n, Gb), (n,)
+        v, e = s.block(qi, part, c0, c1)  # (na, Gb), (na,)
         if b == 0:
             # screened match distances, sorted within each row: the order `diff` refers to
-            if len(mc) and int(mc.max()) < c1 and s.u_out == 0:
-                approx = v[mr, mc - c0].double() + nq2[mr]
+            if int(ch.mc.max()) < c1 and s.u_out == 0:
+                approx = v[mrow, ch.mc - c0].double() + nq2[mrow]
             else:
-                approx = s.pairs(mr + ch.q0, mc, gallery)
-            order = torch.argsort(_key(mr, approx.float()))
-            mr, mc, approx = mr[order], mc[order], approx[order]
-            sorted_keys = _key(mr, approx.float())
-            a_min = torch.full((ch.n,), -_INF, dtype=torch.float64)  # no match: empty band
-            a_max = torch.full((ch.n,), -_INF, dtype=torch.float64)
-            a_min[has] = approx[ch.row_start[has]]
-            a_max[has] = approx[(ch.row_start + ch.m - 1)[has]]
-        n_below, r, c, vals, slack = ch.band(v, rows, a_min - 2 * e - nq2, a_max + 2 * e - nq2,
-                                             c0, gallery.base, g_pids, s.u_out)  # fmt: skip
+                approx = s.pairs(ch.mr + ch.q0, ch.mc, gallery)
+            order = torch.argsort(approx, stable=True)
+            order = order[torch.argsort(mrow[order], stable=True)]  # by row, then distance
+            approx = approx[order]
+            srt = _Sorted(ch.q0, ch.mr[order], ch.mc[order])
+            keys = _key(mrow, approx.float())  # non-decreasing too: rounding is monotone
+            a_max = approx[end - 1]
+        if c0 < gallery.base:  # same pid: true matches and junk, neither counts
+            sel = (same_c >= c0) & (same_c < c1)
+            v.index_put_((same_r[sel], same_c[sel] - c0), torch.tensor(_INF, dtype=v.dtype))
+        # candidates: screened no farther than the row's farthest match plus the band
+        hi = a_max + 2 * e - nq2
+        hi = torch.where(hi >= 0, hi / (1 - s.u_out), hi / (1 + s.u_out))
+        cand = v <= _round(hi, v.dtype, up=True)[:, None]
+        flat = cand.view(-1).nonzero().squeeze(1)
+        del cand
+        vals = v.view(-1).take(flat).double()
         del v
-        diff[ch.row_start[has], seg] += n_below[has]
-        # which matches each band item is clearly before (diff) or ambiguous with (exact)
-        vals, margin = vals + nq2[r], 2 * e[r] + slack
-        key_lo = _key(r, _round(vals - margin, torch.float32, up=False))
-        key_hi = _key(r, _round(vals + margin, torch.float32, up=True))
-        # matches [row start, lo_j) are clearly closer, [hi_j, row end) clearly farther
-        lo_j = torch.searchsorted(sorted_keys, key_lo)
-        hi_j = torch.searchsorted(sorted_keys, key_hi, right=True)
-        amb_n = hi_j - lo_j
+        r, c = flat // (c1 - c0), flat % (c1 - c0)
+        margin = 2 * e[r]
+        if s.u_out:
+            margin += s.u_out * vals.abs()
+        d = vals + nq2[r]
+        # matches from hi_j on are clearly farther than the item; those between lo_j and hi_j
+        # (within the band of it) are compared more precisely
+        hi_j = torch.searchsorted(keys, _key(r, _round(d + margin, torch.float32, up=True)),
+                                  right=True)  # fmt: skip
+        sure = hi_j < end[r]
+        diff[seg] += torch.bincount(hi_j[sure], minlength=num + 1)
+        d_lo = d - margin
+        amb = (hi_j > start[r]) & (approx[(hi_j - 1).clamp(min=0)] >= d_lo)
+        ia = amb.nonzero().squeeze(1)
+        if not len(ia):
+            continue
+        r_a, hi_a = r[ia], hi_j[ia]
+        lo_a = torch.searchsorted(keys, _key(r_a, _round(d_lo[ia], torch.float32, up=False)))
+        lo_a = torch.maximum(lo_a, start[r_a])
+        amb_n = hi_a - lo_a
         if b == 0 and budget is not None and int(amb_n.sum()) > budget:
             return None
-        sure = hi_j < ch.row_start[r] + ch.m[r]
-        diff[:, seg].index_add_(0, hi_j[sure], torch.ones_like(hi_j[sure]))
-        amb_x = _repeat_index(amb_n)
-        amb_j = lo_j[amb_x] + _ragged_arange(amb_n)
-        if len(amb_x):
-            _exact_matches(_Sorted(ch.q0, mr, mc), q, gallery, exact, amb_j)
-            before = _is_before(q, gallery, refine, r[amb_x] + ch.q0, c[amb_x], exact[amb_j],
-                                mc[amb_j])  # fmt: skip
-            counts[:, seg].index_add_(0, amb_j[before], torch.ones_like(amb_j[before]))
-    # c_j = exact contributions + prefix sums of the "before every match from here on" marks
-    cs = diff[:-1].cumsum(0)
-    prev = torch.cat([torch.zeros(1, num_segments, dtype=torch.int64), cs])[ch.row_start[mr]]
-    counts += cs - prev
-    # back to the chunk's original match order (that of ch.mr)
-    return counts[torch.argsort(order)]
+        amb_x = ia[_repeat_index(amb_n)]
+        amb_j = lo_a[_repeat_index(amb_n)] + _ragged_arange(amb_n)
+        _exact_matches(srt, q, gallery, exact, amb_j)
+        before = _is_before(q, gallery, refine, qi[r[amb_x]], c[amb_x] + c0, exact[amb_j],
+                            srt.mc[amb_j])  # fmt: skip
+        counts[:, seg] += torch.bincount(amb_j[before], minlength=num)
+    # c_j = exact contributions + the row's prefix sum of the "before matches >= j" marks
+    csum = F.pad(diff.cumsum(1), (1, 0))  # (S, P + 2): csum[:, k] = sum of diff[:, :k]
+    counts += (csum[:, 1 : num + 1] - csum[:, start[mrow]]).T
+    out = torch.empty_like(counts)
+    out[order] = counts  # back to the chunk's original match order (that of ch.mr)
+    return out
 
 
 def metrics_from_counts(mc: MatchCounts, max_rank: int) -> list[dict]:
