@@ -204,3 +204,43 @@ def test_bad_distractor_counts():
     qf, gf, qp, gp, dist = one_match_data(0)
     with pytest.raises(ValueError, match="counts must be"):
         distractor_curve(qf, gf, qp, gp, dist, [0, 401])
+
+
+def veri_like(seed, nq=150, ng=1500, dim=64, nids=20, ncams=6):
+    """Many true matches per query (dozens), spread over the distance range: the general path
+    with dense matches, as at VeRi-776 size."""
+    g = torch.Generator().manual_seed(seed)
+    centres = 0.6 * torch.randn(nids, dim, generator=g)
+    gp = torch.arange(ng) % nids
+    qp = torch.randint(0, nids, (nq,), generator=g)
+    qf = centres[qp] + 0.5 * torch.randn(nq, dim, generator=g)
+    gf = centres[gp] + 0.5 * torch.randn(ng, dim, generator=g)
+    gf[-50:] = gf[:50]  # exact duplicates: ties decided by gallery order
+    qc = torch.randint(0, ncams, (nq,), generator=g)
+    gc = torch.randint(0, ncams, (ng,), generator=g)
+    return qf, gf, qp, gp, qc, gc
+
+
+@pytest.mark.parametrize("screen", ["auto", "bf16", "fp64"])
+def test_dense_matches_small_chunks(monkeypatch, screen):
+    """Cache-sized query chunks, several gallery blocks, and the fp32 product without oneDNN."""
+    qf, gf, qp, gp, qc, gc = veri_like(11)
+    ref = reference(qf, gf, qp, gp, qc, gc)
+    assert_same(rank_metrics(qf, gf, qp, gp, qc, gc, screen=screen), ref)
+    monkeypatch.setattr(_rank, "_CACHE_ELEMS", 3000)  # chunks of 16 queries
+    assert_same(rank_metrics(qf, gf, qp, gp, qc, gc, screen=screen, gallery_chunk_size=400), ref)
+    monkeypatch.setattr(_rank, "_LINEAR", None)  # plain addmm for the fp32 screen
+    assert_same(rank_metrics(qf, gf, qp, gp, qc, gc, screen=screen), ref)
+
+
+def test_progress_bar(capsys):
+    qf, gf, qp, gp, qc, gc = make(1)
+    quiet = rank_metrics(qf, gf, qp, gp, qc, gc)  # small work: no bar by default
+    assert "query" not in capsys.readouterr().err
+    shown = rank_metrics(qf, gf, qp, gp, qc, gc, progress=True, chunk_size=7)
+    assert "query" in capsys.readouterr().err
+    assert shown.as_dict() == quiet.as_dict() and (shown.cmc == quiet.cmc).all()
+    dist = make(5, ng=30)[1]
+    curve = distractor_curve(qf, gf, qp, gp, dist, [0, 30], q_camids=qc, g_camids=gc,
+                             junk="same_camera", progress=True)  # fmt: skip
+    assert "query" in capsys.readouterr().err and curve[0].as_dict() == quiet.as_dict()

@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 SCREENS = ("auto", "bf16", "fp32", "fp64")
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
@@ -43,6 +44,7 @@ _GEMM_S_PER_MAC = 1e-11  # ~100 GFLOP/s float32 on 2 cores
 _RESCUE_SWITCH = 0.5  # rescued share of a chunk beyond which bf16 + fp32 costs more than fp32
 _PROBE = 256  # queries in the first chunk when the screen is chosen automatically
 _INF = float("inf")
+_PROGRESS_PAIRS = 5 * 10**8  # query x gallery pairs from which progress=None shows a bar
 _DENSE = 4  # true matches per query beyond which the general path screens in fp32 directly
 
 
@@ -100,7 +102,7 @@ class Gallery:
         out = torch.empty(len(rows), dtype=torch.float64)
         for i in range(0, len(rows), _PAIR_CHUNK):
             sl = slice(i, i + _PAIR_CHUNK)
-            out[sl] = exact_sqdist(q[rows[sl]], self.rows(cols[sl]))
+            out[sl] = exact_sqdist(q.index_select(0, rows[sl]), self.rows(cols[sl]))
         return out
 
 
@@ -229,10 +231,11 @@ def _round(x: torch.Tensor, dtype: torch.dtype, up: bool) -> torch.Tensor:
 
 
 def _key(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Int64 keys ordered by (row, float32 value): the float bits made sortable as integers."""
+    """Int64 keys ordered by (row, float32 value): the float bits made sortable as integers,
+    in [-2^31, 2^31), plus row * 2^32."""
     bits = values.contiguous().view(torch.int32).long()
-    bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + 2**31
-    return (rows << 32) | bits
+    bits ^= (bits >> 31) & 0x7FFFFFFF  # negative floats: reverse their order
+    return bits.add_(rows, alpha=2**32)
 
 
 def _repeat_index(n: torch.Tensor) -> torch.Tensor:
@@ -309,6 +312,7 @@ def match_counts(
     block_cols: int,
     screen: str = "auto",
     fast: bool | None = None,
+    progress: bool | None = None,
 ) -> MatchCounts:
     """Counts of non-junk non-matches before each true match, per gallery segment.
 
@@ -316,6 +320,7 @@ def match_counts(
     `boundaries` are the segment ends (ascending, last = gallery size). `screen="auto"` screens
     in bf16 and rescues rows (one-match path) or chunks (general path) whose band is crowded with
     an fp32 screen. `fast` forces (True) or forbids (False) the one-true-match path.
+    `progress` shows a progress bar over the queries; None: only for large work.
     """
     names = ["bf16", "fp32"] if screen == "auto" else [screen]
     screens = _Screens(names, q, gallery)  # built on first use
@@ -343,6 +348,9 @@ def match_counts(
             is_match = g_camids[pc] != q_camids[q0 : q0 + n][pr]
         return _Chunk(q0, n, qp, pr, pc, pr[is_match], pc[is_match])
 
+    if progress is None:
+        progress = len(q) * gallery.size >= _PROGRESS_PAIRS
+    bar = tqdm(total=len(q), desc="rank", unit="query", disable=not progress, leave=False)
     q0 = 0
     while q0 < len(q):
         n = min(probe if q0 == 0 else chunk_size, len(q) - q0)
@@ -375,6 +383,8 @@ def match_counts(
         all_rows.append(ch.mr + q0)
         all_counts.append(counts)
         q0 += n
+        bar.update(n)
+    bar.close()
     return MatchCounts(torch.cat(all_rows), torch.cat(all_counts), len(q))
 
 
@@ -507,85 +517,97 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
     """Any number of true matches per query. Returns None when the first block's band holds
     more ambiguous pairs than `budget` (the caller re-screens the chunk more precisely).
 
-    Only rows with a true match are screened. Per block, one threshold per row (the farthest
-    match plus the band) selects the candidates; each is placed among its row's screened match
-    distances, sorted, by one binary search over (row, distance) keys: it is before every match
-    from that point on (counted in `diff`, prefix-summed per row at the end), and only matches
-    within the band of it are compared more precisely."""
+    Only rows with a true match are screened, and each block is read once more than the product
+    that makes it: one threshold per row (the farthest match plus the band) picks the candidates.
+    In the screen's own units v, match j of a row with screened distance a_j and band E gives
+    t_j = a_j - 2E - |q|^2 (an item with v < t_j is surely before j) and s_j = a_j + 2E - |q|^2
+    (v > s_j: surely after), rounded outwards to float32. One binary search of the candidate's
+    (row, v) key among the t keys finds the first match it is surely before: it counts for that
+    one and all farther ones (marked in `diff`, prefix-summed per row at the end). Matches
+    between the first with s_j >= v and that one are compared more precisely."""
     refine = refine if s.dtype == torch.bfloat16 else None
     num = len(ch.mr)
     counts = torch.zeros(num, num_segments, dtype=torch.int64)
     if not num:
         return counts
+    f32 = torch.float32
     act = (ch.m > 0).nonzero().squeeze(1)  # chunk rows with a true match
     local = torch.full((ch.n,), -1)
     local[act] = torch.arange(len(act))
     mrow = local[ch.mr]  # (P,) ascending: the screened row of each match
     m_act = ch.m[act]
-    end = torch.cumsum(m_act, 0)  # one past each row's last match
-    start = end - m_act
+    start = torch.cumsum(m_act, 0) - m_act  # each row's first match
     qi = act + ch.q0
     nq2 = s.nq[qi].square()
-    diff = torch.zeros(num_segments, num + 1, dtype=torch.int64)  # "before matches >= j"
+    # `diff` has one slot per match plus one per row after its last: "before matches >= j"
+    diff = torch.zeros(num_segments, num + len(act) + 1, dtype=torch.int64)
     exact = torch.full((num,), math.nan, dtype=torch.float64)
     same_r, same_c = local[ch.pr], ch.pc  # same-pid pairs (matches and junk) of screened rows
     same_r, same_c = same_r[same_r >= 0], same_c[same_r >= 0]
+    low = torch.full((1,), -(2**62))  # key below every row's keys
     for b, (part, c0, c1, seg) in enumerate(blocks):
         v, e = s.block(qi, part, c0, c1)  # (na, Gb), (na,)
         if b == 0:
             # screened match distances, sorted within each row: the order `diff` refers to
             if int(ch.mc.max()) < c1 and s.u_out == 0:
-                approx = v[mrow, ch.mc - c0].double() + nq2[mrow]
+                base = v[mrow, ch.mc - c0].float()  # v of each match (its d~ less |q|^2)
             else:
-                approx = s.pairs(ch.mr + ch.q0, ch.mc, gallery)
-            order = torch.argsort(approx, stable=True)
-            order = order[torch.argsort(mrow[order], stable=True)]  # by row, then distance
-            approx = approx[order]
+                base = (s.pairs(ch.mr + ch.q0, ch.mc, gallery) - nq2[mrow]).float()
+            order = torch.argsort(_key(mrow, base))  # by row, then screened distance
+            base = base[order].double()
+            base_err = 2.0**-23 * base.abs()  # the float32 rounding of base, bounded
             srt = _Sorted(ch.q0, ch.mr[order], ch.mc[order])
-            keys = _key(mrow, approx.float())  # non-decreasing too: rounding is monotone
-            a_max = approx[end - 1]
         if c0 < gallery.base:  # same pid: true matches and junk, neither counts
             sel = (same_c >= c0) & (same_c < c1)
             v.index_put_((same_r[sel], same_c[sel] - c0), torch.tensor(_INF, dtype=v.dtype))
-        # candidates: screened no farther than the row's farthest match plus the band
-        hi = a_max + 2 * e - nq2
-        hi = torch.where(hi >= 0, hi / (1 - s.u_out), hi / (1 + s.u_out))
-        cand = v <= _round(hi, v.dtype, up=True)[:, None]
+        band = 2 * e[mrow] + base_err
+        t_key = _key(mrow, _round(base - band, f32, up=False))
+        s_val = _round(base + band, f32, up=True)
+        s_key = torch.cat([low, _key(mrow, s_val)])  # s_key[k] is that of match k - 1
+        # candidates: v (less its output rounding) no farther than the row's farthest s
+        s_max = s_val[start + m_act - 1].double()
+        cut = torch.where(s_max >= 0, s_max / (1 - s.u_out), s_max / (1 + s.u_out))
+        cand = v <= _round(cut, v.dtype, up=True)[:, None]
         flat = cand.view(-1).nonzero().squeeze(1)
         del cand
-        vals = v.view(-1).take(flat).double()
+        vals = v.view(-1).take(flat)
         del v
-        r, c = flat // (c1 - c0), flat % (c1 - c0)
-        margin = 2 * e[r]
-        if s.u_out:
-            margin += s.u_out * vals.abs()
-        d = vals + nq2[r]
-        # matches from hi_j on are clearly farther than the item; those between lo_j and hi_j
-        # (within the band of it) are compared more precisely
-        hi_j = torch.searchsorted(keys, _key(r, _round(d + margin, torch.float32, up=True)),
-                                  right=True)  # fmt: skip
-        sure = hi_j < end[r]
-        diff[seg] += torch.bincount(hi_j[sure], minlength=num + 1)
-        d_lo = d - margin
-        amb = (hi_j > start[r]) & (approx[(hi_j - 1).clamp(min=0)] >= d_lo)
+        r = flat // (c1 - c0)
+        v_hi = v_lo = vals.float()
+        if s.u_out:  # the bf16 output stands for anything within u_out |v| of it
+            slack = s.u_out * vals.double().abs()
+            v_hi = _round(vals.double() + slack, f32, up=True)
+            v_lo = _round(vals.double() - slack, f32, up=False)
+        # first match the item is surely before (t_j > v_hi): it counts for the rest of the row
+        hi = torch.searchsorted(t_key, _key(r, v_hi), right=True)
+        diff[seg] += torch.bincount(hi + r, minlength=diff.shape[1])
+        # matches before that one with s_j >= v_lo are not surely before the item
+        key_lo = _key(r, v_lo) if s.u_out else None
+        amb = s_key[hi] >= (key_lo if key_lo is not None else _key(r, v_lo))
         ia = amb.nonzero().squeeze(1)
         if not len(ia):
             continue
-        r_a, hi_a = r[ia], hi_j[ia]
-        lo_a = torch.searchsorted(keys, _key(r_a, _round(d_lo[ia], torch.float32, up=False)))
-        lo_a = torch.maximum(lo_a, start[r_a])
+        r_a, hi_a = r[ia], hi[ia]
+        lo_a = torch.searchsorted(s_key[1:], _key(r_a, v_lo[ia]))
         amb_n = hi_a - lo_a
         if b == 0 and budget is not None and int(amb_n.sum()) > budget:
             return None
-        amb_x = ia[_repeat_index(amb_n)]
-        amb_j = lo_a[_repeat_index(amb_n)] + _ragged_arange(amb_n)
+        c_a = flat[ia] % (c1 - c0) + c0
+        pair = _repeat_index(amb_n)
+        amb_j = lo_a[pair] + _ragged_arange(amb_n)
         _exact_matches(srt, q, gallery, exact, amb_j)
-        before = _is_before(q, gallery, refine, qi[r[amb_x]], c[amb_x] + c0, exact[amb_j],
-                            srt.mc[amb_j])  # fmt: skip
+        if refine is None:  # each item's exact distance once, against all its matches
+            dx = gallery.sqdist(q, qi[r_a], c_a)[pair]
+            dj, cj, ca = exact[amb_j], srt.mc[amb_j], c_a[pair]
+            before = (dx < dj) | ((dx == dj) & (ca < cj))
+        else:
+            before = _is_before(q, gallery, refine, qi[r_a[pair]], c_a[pair], exact[amb_j],
+                                srt.mc[amb_j])  # fmt: skip
         counts[:, seg] += torch.bincount(amb_j[before], minlength=num)
     # c_j = exact contributions + the row's prefix sum of the "before matches >= j" marks
-    csum = F.pad(diff.cumsum(1), (1, 0))  # (S, P + 2): csum[:, k] = sum of diff[:, :k]
-    counts += (csum[:, 1 : num + 1] - csum[:, start[mrow]]).T
+    csum = F.pad(diff.cumsum(1), (1, 0))  # csum[:, k] = sum of diff[:, :k]
+    pos = torch.arange(num) + mrow  # slot of each match
+    counts += (csum[:, pos + 1] - csum[:, (start + torch.arange(len(act)))[mrow]]).T
     out = torch.empty_like(counts)
     out[order] = counts  # back to the chunk's original match order (that of ch.mr)
     return out

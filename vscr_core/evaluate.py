@@ -130,6 +130,7 @@ def rank_metrics(
     gallery_chunk_size: int | None = None,
     screen: str = "auto",
     memory_mb: int = _DEFAULT_MEMORY_MB,
+    progress: bool | None = None,
 ) -> RankMetrics:
     """CMC (length `max_rank`), mAP, mINP and query counts; exact, in bounded memory.
 
@@ -138,11 +139,14 @@ def rank_metrics(
     `junk="same_camera"`. `chunk_size` queries and `gallery_chunk_size` gallery items are
     processed at a time (chosen from `memory_mb` when None). `screen` ("auto", "bf16", "fp32",
     "fp64"), the precision of the first distance pass, only changes speed, never the result.
+    `progress`: a progress bar over the queries; None shows one only for large work (about
+    5e8 query x gallery pairs and up, runs of seconds or more).
     """
     return _evaluate(
         q_feats, [g_feats], q_pids, g_pids, q_camids, g_camids, None,
         junk=junk, metric=metric, max_rank=max_rank, chunk_size=chunk_size,
         gallery_chunk_size=gallery_chunk_size, screen=screen, memory_mb=memory_mb,
+        progress=progress,
     )[0]  # fmt: skip
 
 
@@ -193,6 +197,7 @@ def _evaluate(
     screen: str = "auto",
     memory_mb: int = _DEFAULT_MEMORY_MB,
     fast: bool | None = None,
+    progress: bool | None = None,
 ) -> list[RankMetrics]:
     _check_choice(junk, "junk", {"same_camera", "none"})
     _check_choice(metric, "metric", {"euclidean", "cosine"})
@@ -219,6 +224,7 @@ def _evaluate(
     counts = _rank.match_counts(
         q, gallery, qp, gp, qc, gc, same_camera_junk=junk == "same_camera",
         boundaries=boundaries, chunk_size=chunk, block_cols=block, screen=screen, fast=fast,
+        progress=progress,
     )  # fmt: skip
     return [RankMetrics(**m) for m in _rank.metrics_from_counts(counts, max_rank)]
 
