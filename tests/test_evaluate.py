@@ -206,7 +206,7 @@ def test_bad_distractor_counts():
         distractor_curve(qf, gf, qp, gp, dist, [0, 401])
 
 
-def veri_like(seed, nq=150, ng=1500, dim=64, nids=20, ncams=6):
+def veri_like(seed, nq=100, ng=1000, dim=48, nids=16, ncams=6):
     """Many true matches per query (dozens), spread over the distance range: the general path
     with dense matches, as at VeRi-776 size."""
     g = torch.Generator().manual_seed(seed)
@@ -244,3 +244,13 @@ def test_progress_bar(capsys):
     curve = distractor_curve(qf, gf, qp, gp, dist, [0, 30], q_camids=qc, g_camids=gc,
                              junk="same_camera", progress=True)  # fmt: skip
     assert "query" in capsys.readouterr().err and curve[0].as_dict() == quiet.as_dict()
+
+
+def test_pair_distances_bitwise_equal_the_definition():
+    """The chunked in-place exact distances are the very float64 values of `exact_sqdist`."""
+    g = torch.Generator().manual_seed(2)
+    q, gal = torch.randn(30, 512, generator=g), torch.randn(700, 512, generator=g)
+    rows, cols = torch.randint(0, 30, (1500,), generator=g), torch.randint(0, 700, (1500,))
+    got = _rank.Gallery([gal[:300], gal[300:]]).sqdist(q, rows, cols)
+    assert torch.equal(got, _rank.exact_sqdist(q[rows], gal[cols]))
+    assert torch.equal(got, _rank.exact_sqdist(q[:, None], gal[None])[rows, cols])

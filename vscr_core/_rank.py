@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 SCREENS = ("auto", "bf16", "fp32", "fp64")
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
 _UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24, torch.float64: 2.0**-53}
-_PAIR_CHUNK = 2048  # pairs per exact-distance gather (8 MB of float64 rows at 512-D)
+_PAIR_CHUNK = 512  # pairs per exact-distance gather (2 MB of float64 rows at 512-D: cached)
 _CACHE_ELEMS = 2**22  # screened block elements of a general-path chunk (16 MB of fp32)
 _ROW_CHUNK = 16384  # rows per norm computation, to bound the float64 temporaries
 _EXACT_PAIR_S = 1e-6  # cost of settling one band item (fp32 pair, rarely exact), 512-D
@@ -102,7 +102,10 @@ class Gallery:
         out = torch.empty(len(rows), dtype=torch.float64)
         for i in range(0, len(rows), _PAIR_CHUNK):
             sl = slice(i, i + _PAIR_CHUNK)
-            out[sl] = exact_sqdist(q.index_select(0, rows[sl]), self.rows(cols[sl]))
+            # exact_sqdist, in place (several times faster, the same float64 operations)
+            d = q.index_select(0, rows[sl]).double()
+            d.sub_(self.rows(cols[sl]).double())
+            out[sl] = d.square_().sum(-1)
         return out
 
 
@@ -538,6 +541,7 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
     m_act = ch.m[act]
     start = torch.cumsum(m_act, 0) - m_act  # each row's first match
     qi = act + ch.q0
+    q64 = None
     nq2 = s.nq[qi].square()
     # `diff` has one slot per match plus one per row after its last: "before matches >= j"
     diff = torch.zeros(num_segments, num + len(act) + 1, dtype=torch.int64)
@@ -556,7 +560,7 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
             order = torch.argsort(_key(mrow, base))  # by row, then screened distance
             base = base[order].double()
             base_err = 2.0**-23 * base.abs()  # the float32 rounding of base, bounded
-            srt = _Sorted(ch.q0, ch.mr[order], ch.mc[order])
+            srt = _Sorted(0, mrow, ch.mc[order])  # rows of q64 (mrow[order] == mrow)
         if c0 < gallery.base:  # same pid: true matches and junk, neither counts
             sel = (same_c >= c0) & (same_c < c1)
             v.index_put_((same_r[sel], same_c[sel] - c0), torch.tensor(_INF, dtype=v.dtype))
@@ -595,9 +599,11 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
         c_a = flat[ia] % (c1 - c0) + c0
         pair = _repeat_index(amb_n)
         amb_j = lo_a[pair] + _ragged_arange(amb_n)
-        _exact_matches(srt, q, gallery, exact, amb_j)
+        if q64 is None:  # the screened rows in float64, for exact distances
+            q64 = q.index_select(0, qi).double()
+        _exact_matches(srt, q64, gallery, exact, amb_j)
         if refine is None:  # each item's exact distance once, against all its matches
-            dx = gallery.sqdist(q, qi[r_a], c_a)[pair]
+            dx = gallery.sqdist(q64, r_a, c_a)[pair]
             dj, cj, ca = exact[amb_j], srt.mc[amb_j], c_a[pair]
             before = (dx < dj) | ((dx == dj) & (ca < cj))
         else:
