@@ -583,11 +583,11 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
             v_hi = _round(vals.double() + slack, f32, up=True)
             v_lo = _round(vals.double() - slack, f32, up=False)
         # first match the item is surely before (t_j > v_hi): it counts for the rest of the row
-        hi = torch.searchsorted(t_key, _key(r, v_hi), right=True)
+        key_hi = _key(r, v_hi)
+        hi = torch.searchsorted(t_key, key_hi, right=True)
         diff[seg] += torch.bincount(hi + r, minlength=diff.shape[1])
         # matches before that one with s_j >= v_lo are not surely before the item
-        key_lo = _key(r, v_lo) if s.u_out else None
-        amb = s_key[hi] >= (key_lo if key_lo is not None else _key(r, v_lo))
+        amb = s_key[hi] >= (_key(r, v_lo) if s.u_out else key_hi)
         ia = amb.nonzero().squeeze(1)
         if not len(ia):
             continue
