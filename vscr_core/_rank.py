@@ -11,10 +11,14 @@ the screen; items within the error band of a match get an fp32 pair distance wit
 and only the still undecided (in practice exact ties) an exact float64 distance. The result is the
 ranking by exact squared Euclidean distance, whatever the screening precision.
 
-bf16 runs about 3x faster than fp32 here but its band is ~100x wider. With screen="auto":
+bf16 runs about 2-3x faster than fp32 here but its band is ~100x wider. With screen="auto":
 one-true-match queries (UAV-VeID, VehicleID) are screened in bf16 and a row whose band is crowded
-is re-screened in fp32 for that block; the general path tries bf16 on a small probe chunk and
-switches to fp32 when the band would cost more than the fp32 product.
+is re-screened in fp32 for that block; the general path screens in fp32 when queries have many
+true matches (VeRi-776: ~55, whose bands would cover most items between the first and the last
+match), otherwise it tries bf16 on a small probe chunk and switches to fp32 when the band would
+cost more than the fp32 product. The fp32 product goes through oneDNN where available (about
+1.7x MKL's sgemm on this CPU) and, on the general path, in query chunks whose screened block
+stays in cache (large fresh allocations cost page faults here).
 
 The gallery is walked in blocks of columns that never straddle a segment boundary, so counts can be
 kept per segment: the distractor curve adds distractors as segments 1..S and reads every prefix
