@@ -28,6 +28,7 @@ from one pass.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -42,7 +43,7 @@ _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
 _UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24, torch.float64: 2.0**-53}
 _PAIR_CHUNK = 512  # pairs per exact-distance gather (2 MB of float64 rows at 512-D: cached)
 _CACHE_ELEMS = 2**22  # screened block elements of a general-path chunk (16 MB of fp32)
-_ROW_CHUNK = 16384  # rows per norm computation, to bound the float64 temporaries
+_ROW_CHUNK = 2048  # rows per norm computation: float64 temporaries that stay in cache
 _EXACT_PAIR_S = 1e-6  # cost of settling one band item (fp32 pair, rarely exact), 512-D
 _GEMM_S_PER_MAC = 1e-11  # ~100 GFLOP/s float32 on 2 cores
 _RESCUE_SWITCH = 0.5  # rescued share of a chunk beyond which bf16 + fp32 costs more than fp32
@@ -223,6 +224,8 @@ def _onednn_ok() -> bool:
     down-conversion, which the screen's bound would not cover)."""
     if _LINEAR is None or not torch.backends.mkldnn.is_available():
         return False
+    if os.environ.get("ONEDNN_DEFAULT_FPMATH_MODE", "strict").lower() not in ("strict", ""):
+        return False  # bf16, f16, tf32 or any: implicit down-conversion allowed
     modes = [torch.get_float32_matmul_precision()]
     for backend in (torch.backends.mkldnn, getattr(torch.backends.mkldnn, "matmul", None)):
         modes.append(getattr(backend, "fp32_precision", "none"))
