@@ -1,10 +1,12 @@
 """The losses of Sect. 4 against hand-written references."""
 
+import math
+
 import pytest
 import torch
 
 from vscr_core.data.types import UNKNOWN
-from vscr_core.losses import grad_reverse, mscl_loss, triplet_loss, view_loss
+from vscr_core.losses import grad_reverse, grl_ramp, mscl_loss, triplet_loss, view_loss
 
 
 @pytest.mark.parametrize("lambd", [0.1, 1.0, 2.5])
@@ -85,3 +87,9 @@ def test_view_loss_is_lowest_for_confident_right_answer():
     right[range(3), views] = 8.0
     losses = [view_loss(torch.roll(right, k, dims=1), views).item() for k in range(3)]
     assert losses[0] < 0.01 < min(losses[1:])
+
+
+def test_grl_ramp_rises_from_zero_to_one():
+    values = [grl_ramp(p / 10) for p in range(11)]
+    assert values[0] == 0.0 and values == sorted(values) and 0.99 < values[-1] <= 1.0
+    assert abs(grl_ramp(0.1) - (2 / (1 + math.exp(-1)) - 1)) < 1e-12

@@ -3,6 +3,8 @@ and their weighted sum (Eq. 11)."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -23,6 +25,14 @@ class _GradientReversal(torch.autograd.Function):
 def grad_reverse(x: torch.Tensor, lambd: float = 1.0) -> torch.Tensor:
     """Identity forward; the gradient is multiplied by -lambd on the way back (Eq. 3)."""
     return _GradientReversal.apply(x, lambd)
+
+
+def grl_ramp(progress: float) -> float:
+    """Ganin & Lempitsky's (2015) schedule for the reversal scale: 2 / (1 + exp(-10 p)) - 1, from
+    0 at the start of training (p = 0) to almost 1 by p = 0.5. With the full scale from the first
+    step the adversary blows up the features before the ID losses shape them (quick profile: NaN
+    in the second epoch)."""
+    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
 
 
 def view_loss(view_logits: torch.Tensor, views: torch.Tensor) -> torch.Tensor:

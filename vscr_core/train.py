@@ -27,7 +27,7 @@ from vscr_core.config import Config, lr_milestones
 from vscr_core.data.sampler import PKBatchSampler
 from vscr_core.data.types import ReIDDataset, Sample, merge_view
 from vscr_core.files import atomic_write_bytes, load_tagged, save_tagged
-from vscr_core.losses import vscr_loss
+from vscr_core.losses import grl_ramp, vscr_loss
 from vscr_core.model import VSCRNet, build_model
 
 CHECKPOINT_FORMAT = "vscr-checkpoint-v1"
@@ -246,6 +246,9 @@ def fit(
         bar = tqdm(loader, desc=f"{cfg.name} epoch {epoch + 1}/{t.epochs}", leave=False,
                    disable=not progress or rank != 0)
         for step, (images, pids, _camids, views, _index) in enumerate(bar, start=1):
+            if t.grl_ramp:
+                progress = (epoch + (step - 1) / len(loader)) / t.epochs
+                model.grl_lambda = cfg.model.grl_lambda * grl_ramp(progress)
             images = images.to(device, non_blocking=True)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
