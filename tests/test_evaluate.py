@@ -254,3 +254,14 @@ def test_pair_distances_bitwise_equal_the_definition():
     got = _rank.Gallery([gal[:300], gal[300:]]).sqdist(q, rows, cols)
     assert torch.equal(got, _rank.exact_sqdist(q[rows], gal[cols]))
     assert torch.equal(got, _rank.exact_sqdist(q[:, None], gal[None])[rows, cols])
+
+
+@pytest.mark.parametrize("screen", ["fp32", "bf16", "fp64"])
+def test_blocks_with_different_norms(screen):
+    """Gallery blocks whose norms differ by orders of magnitude (each block has its own screening
+    error); near-ties just above the float32 resolution of the distances."""
+    qf, gf, qp, gp, qc, gc = veri_like(12, nq=40, ng=400, dim=32)
+    gf[:100] *= 30  # the first block: far larger norms (and error bound) than the rest
+    gf[200:220] = gf[300:320] + 1e-6 * torch.randn(20, 32)
+    ref = reference(qf, gf, qp, gp, qc, gc)
+    assert_same(rank_metrics(qf, gf, qp, gp, qc, gc, screen=screen, gallery_chunk_size=100), ref)

@@ -566,12 +566,16 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
                 base = (s.pairs(ch.mr + ch.q0, ch.mc, gallery) - nq2[mrow]).float()
             order = torch.argsort(_key(mrow, base))  # by row, then screened distance
             base = base[order].double()
-            base_err = 2.0**-23 * base.abs()  # the float32 rounding of base, bounded
             srt = _Sorted(0, mrow, ch.mc[order])  # rows of q64 (mrow[order] == mrow)
+            # each match's own screening error (its norms, not a block's), plus the float32
+            # rounding of base
+            qm = qi[mrow]
+            base_err = s.bound(s.nq[qm], s.rq[qm], s.ng[srt.mc], s.rg[srt.mc])
+            base_err += s.u_out * base.abs() + 2.0**-23 * base.abs()
         if c0 < gallery.base:  # same pid: true matches and junk, neither counts
             sel = (same_c >= c0) & (same_c < c1)
             v.index_put_((same_r[sel], same_c[sel] - c0), torch.tensor(_INF, dtype=v.dtype))
-        band = 2 * e[mrow] + base_err
+        band = e[mrow] + base_err  # the item's error (this block) and the match's
         t_key = _key(mrow, _round(base - band, f32, up=False))
         s_val = _round(base + band, f32, up=True)
         s_key = torch.cat([low, _key(mrow, s_val)])  # s_key[k] is that of match k - 1
@@ -584,17 +588,19 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
         vals = v.view(-1).take(flat)
         del v
         r = flat // (c1 - c0)
-        v_hi = v_lo = vals.float()
+        v_hi = v_lo = vals  # float32 screen: exact
         if s.u_out:  # the bf16 output stands for anything within u_out |v| of it
             slack = s.u_out * vals.double().abs()
             v_hi = _round(vals.double() + slack, f32, up=True)
             v_lo = _round(vals.double() - slack, f32, up=False)
+        elif vals.dtype != f32:  # float64 screen: round outwards to the keys' float32
+            v_hi, v_lo = _round(vals, f32, up=True), _round(vals, f32, up=False)
         # first match the item is surely before (t_j > v_hi): it counts for the rest of the row
         key_hi = _key(r, v_hi)
         hi = torch.searchsorted(t_key, key_hi, right=True)
         diff[seg] += torch.bincount(hi + r, minlength=diff.shape[1])
         # matches before that one with s_j >= v_lo are not surely before the item
-        amb = s_key[hi] >= (_key(r, v_lo) if s.u_out else key_hi)
+        amb = s_key[hi] >= (key_hi if v_lo is v_hi else _key(r, v_lo))
         ia = amb.nonzero().squeeze(1)
         if not len(ia):
             continue
