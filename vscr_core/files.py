@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 from pathlib import Path
 
 import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -63,3 +66,16 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     else:
         fig.save(buf, format="PNG")
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def git_commit(root: Path = REPO_ROOT) -> str:
+    """HEAD's hash, with '-dirty' when tracked files differ from it; 'unknown' outside git.
+    Every result's provenance records it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")

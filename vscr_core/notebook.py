@@ -24,7 +24,6 @@ import html
 import json
 import platform
 import re
-import subprocess
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -36,7 +35,7 @@ import pandas as pd
 import torch
 
 from vscr_core.config import PROFILES
-from vscr_core.files import atomic_write_bytes
+from vscr_core.files import atomic_write_bytes, git_commit
 
 # Notebooks run without ipywidgets; tqdm.auto then falls back to text bars and warns once.
 warnings.filterwarnings("ignore", message="IProgress not found")
@@ -72,18 +71,6 @@ def resolve_seeds(seeds, profile: str) -> tuple[int, ...]:
     if not out:
         raise ValueError(f"seeds={seeds!r}: expected at least one seed")
     return out
-
-
-def git_commit(root: Path = REPO_ROOT) -> str:
-    """HEAD's hash, with '-dirty' when tracked files differ from it; 'unknown' outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("-dirty" if dirty else "")
 
 
 def _check_name(name: str) -> str:

@@ -23,7 +23,6 @@ import io
 import json
 import math
 import os
-import subprocess
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -38,7 +37,7 @@ from tqdm.auto import tqdm
 
 from vscr_core.data.transforms import ImageDataset
 from vscr_core.data.types import UNKNOWN, VIEW_NAMES, ReIDDataset, Sample, merge_view
-from vscr_core.files import atomic_write_bytes, load_tagged, save_figure, save_tagged
+from vscr_core.files import atomic_write_bytes, git_commit, load_tagged, save_figure, save_tagged
 from vscr_core.model import BACKBONES, load_imagenet_weights
 from vscr_core.train import amp_settings, autocast, resolve_device, seed_everything
 
@@ -414,17 +413,6 @@ def plot_confusion(df, out_png, fraction: float = 0.25) -> Path:
     return save_figure(fig, out_png)
 
 
-def _git_commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("-dirty" if dirty else "")
-
-
 def run_fig6(preset: str = "quick", synth_seed: int = 0, fractions=(0.25, 0.5, 0.75, 1.0),
              seeds=(0, 1, 2), cfg: ViewpointConfig | None = None,
              out_csv=REPO_ROOT / "results" / "viewpoint_fig6.csv",
@@ -442,7 +430,7 @@ def run_fig6(preset: str = "quick", synth_seed: int = 0, fractions=(0.25, 0.5, 0
     atomic_write_bytes(out_csv, df.to_csv(index=False).encode())
     at25 = df[np.isclose(df["fraction"], 0.25)]["accuracy"] * 100
     provenance = {
-        "commit": _git_commit(), "command": "vscr viewpoint fig6",
+        "commit": git_commit(), "command": "vscr viewpoint fig6",
         "data set": ds.name, "synth_preset": preset, "synth_seed": synth_seed,
         "fractions": list(fractions), "seeds": list(seeds), "test_fraction": 0.2,
         "split_seed": 0, "config": asdict(cfg), "torch": torch.__version__,
