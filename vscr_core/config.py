@@ -58,7 +58,7 @@ class TrainConfig:
     view_weight: float = 1.0  # lambda_2
     mscl_weight: float = 1.0  # lambda_3
     grl_ramp: bool = True  # raise the reversal scale from 0 to model.grl_lambda (Ganin 2015)
-    precision: str = "auto"  # auto: bf16 + channels-last on CPU (AMX), bf16/fp16 on CUDA
+    precision: str = "auto"  # auto: bf16 + channels-last on CPU, bf16/fp16 on CUDA
     device: str = "auto"  # auto: CUDA when available, else CPU
     seed: int = 0
 
