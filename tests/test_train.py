@@ -27,8 +27,10 @@ def _cli_train(cfg_overrides: dict, out, prefix=()):
     return cmd
 
 
-def test_smoke_run_lowers_its_loss_and_leaves_a_usable_checkpoint(smoke_cfg, tmp_path):
+def test_smoke_run_lowers_its_loss_and_leaves_a_usable_checkpoint(smoke_cfg, tmp_path, capfd):
     result = fit(smoke_cfg, tmp_path, progress=False)
+    printed = capfd.readouterr()
+    assert "epoch" not in printed.out + printed.err  # progress=False is silent in every epoch
     history = result.history
     assert len(history) == smoke_cfg.train.epochs
     assert history[-1]["loss_total"] < history[0]["loss_total"]

@@ -247,8 +247,8 @@ def fit(
                    disable=not progress or rank != 0)
         for step, (images, pids, _camids, views, _index) in enumerate(bar, start=1):
             if t.grl_ramp:
-                progress = (epoch + (step - 1) / len(loader)) / t.epochs
-                model.grl_lambda = cfg.model.grl_lambda * grl_ramp(progress)
+                done = (epoch + (step - 1) / len(loader)) / t.epochs  # fraction of training
+                model.grl_lambda = cfg.model.grl_lambda * grl_ramp(done)
             images = images.to(device, non_blocking=True)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
