@@ -16,11 +16,8 @@ from vscr_core.data.transforms import ImageDataset
 from vscr_core.data.types import ReIDDataset
 from vscr_core.files import atomic_write_bytes
 from vscr_core.train import (
-    CHECKPOINT_NAME,
     fit,
-    load_checkpoint,
     load_data,
-    load_trained_model,
     resolve_device,
 )
 
@@ -81,9 +78,7 @@ def run(cfg: Config, *, protocol: dict | None = None, num_distractors: int = 0,
     if cached.exists():
         return json.loads(cached.read_text())
     tic = time.perf_counter()
-    ckpt = out / CHECKPOINT_NAME
-    finished = ckpt.exists() and load_checkpoint(ckpt)["epoch"] >= cfg.train.epochs
-    model = load_trained_model(ckpt) if finished else fit(cfg, out, progress=progress).model
+    model = fit(cfg, out, progress=progress).model  # a finished run only loads its checkpoint
     ds = load_data(cfg, **protocol)
     metrics = evaluate_model(model, cfg, ds, num_distractors=num_distractors, progress=progress)
     metrics.update(run=out.name, protocol=tag, seconds=round(time.perf_counter() - tic, 1))
