@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def write_image(path: Path, seed: int = 0, size: tuple[int, int] = (20, 14)) -> None:
@@ -133,3 +137,43 @@ def smoke_synth(tmp_path_factory) -> Path:
 
     return generate_dataset(tmp_path_factory.mktemp("synth") / "smoke", "smoke", seed=0,
                             progress=False)
+
+
+@pytest.fixture(scope="session")
+def notebook_env(smoke_synth, tmp_path_factory):
+    """(out_dir, smoke data root): $VSCR_DATA points at a folder whose synth-smoke-s0 is the
+    session's smoke tree, and every notebook of the session writes into one output folder, so
+    index.html gathers all of them and a model shared by several notebooks trains once."""
+    data = tmp_path_factory.mktemp("vscr_data")
+    (data / "synth-smoke-s0").symlink_to(smoke_synth, target_is_directory=True)
+    old = os.environ.get("VSCR_DATA")
+    os.environ["VSCR_DATA"] = str(data)  # the kernel inherits the environment
+    yield tmp_path_factory.mktemp("nb_out"), smoke_synth
+    if old is None:
+        os.environ.pop("VSCR_DATA", None)
+    else:
+        os.environ["VSCR_DATA"] = old
+
+
+@pytest.fixture(scope="session")
+def run_notebook(notebook_env):
+    """run_notebook(name, **parameters) executes notebooks/<name>.ipynb with papermill in the
+    smoke profile into the session's output folder and returns the executed notebook (JSON)."""
+    papermill = pytest.importorskip("papermill")
+    out_dir, _ = notebook_env
+
+    def execute(name: str, **parameters) -> dict:
+        out = out_dir / f"{name}.ipynb"
+        papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out),
+                                   kernel_name="python3", progress_bar=False,
+                                   parameters={"profile": "smoke", "out_dir": str(out_dir),
+                                               **parameters})
+        return json.loads(out.read_text())
+
+    return execute
+
+
+def printed(notebook: dict) -> str:
+    """Everything an executed notebook printed (stream outputs)."""
+    return "".join("".join(o.get("text", "")) for c in notebook["cells"]
+                   for o in c.get("outputs", []))

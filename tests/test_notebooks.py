@@ -5,39 +5,12 @@ synthetic data come from the `smoke_synth` fixture, found through $VSCR_DATA."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import NOTEBOOKS, printed
 
 from vscr_core import notebook as nbk
-
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-papermill = pytest.importorskip("papermill")
-
-
-@pytest.fixture(scope="module")
-def smoke_env(smoke_synth, tmp_path_factory):
-    """$VSCR_DATA pointing at a folder whose synth-smoke-s0 is the session's smoke tree, and an
-    output folder shared by the notebooks (index.html gathers all of them)."""
-    data = tmp_path_factory.mktemp("vscr_data")
-    (data / "synth-smoke-s0").symlink_to(smoke_synth, target_is_directory=True)
-    old = os.environ.get("VSCR_DATA")
-    os.environ["VSCR_DATA"] = str(data)  # the kernel inherits the environment
-    yield tmp_path_factory.mktemp("nb_out"), smoke_synth
-    if old is None:
-        os.environ.pop("VSCR_DATA", None)
-    else:
-        os.environ["VSCR_DATA"] = old
-
-
-def execute(name: str, out_dir: Path, **parameters) -> dict:
-    out = out_dir / f"{name}.ipynb"
-    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), kernel_name="python3",
-                               parameters={"profile": "smoke", "out_dir": str(out_dir),
-                                           **parameters}, progress_bar=False)
-    return json.loads(out.read_text())
 
 
 def check_provenance(meta: dict, notebook: str) -> None:
@@ -56,11 +29,11 @@ def test_notebooks_have_one_parameters_cell():
 
 
 @pytest.mark.slow
-def test_00_datasets(smoke_env):
+def test_00_datasets(notebook_env, run_notebook):
     from vscr_core.data import dataset_statistics, load_uav_veid
 
-    out_dir, root = smoke_env
-    execute("00_datasets", out_dir, data_root=str(root))
+    out_dir, root = notebook_env
+    run_notebook("00_datasets", data_root=str(root))
     table, meta = nbk.read_table("table1_datasets", out_dir)
     check_provenance(meta, "00_datasets")
     val, test = load_uav_veid(root, "val"), load_uav_veid(root, "test")
@@ -85,9 +58,9 @@ def test_00_datasets(smoke_env):
 
 
 @pytest.mark.slow
-def test_01_viewpoint(smoke_env):
-    out_dir, _ = smoke_env
-    execute("01_viewpoint", out_dir)
+def test_01_viewpoint(notebook_env, run_notebook):
+    out_dir, _ = notebook_env
+    run_notebook("01_viewpoint")
     runs, meta = nbk.read_table("viewpoint_fig6", out_dir)
     check_provenance(meta, "01_viewpoint")
     settings = nbk.fig6_settings("smoke")
@@ -101,10 +74,7 @@ def test_01_viewpoint(smoke_env):
         assert (out_dir / "figures" / f"{fig}.png").stat().st_size > 10_000
 
     # a second run with the same settings reuses the finished runs instead of retraining
-    again = execute("01_viewpoint", out_dir)
-    printed = "".join("".join(o.get("text", "")) for c in again["cells"]
-                      for o in c.get("outputs", []))
-    assert "reusing the finished Fig. 6 runs" in printed
+    assert "reusing the finished Fig. 6 runs" in printed(run_notebook("01_viewpoint"))
 
 
 def test_index_lists_every_figure_and_table(tmp_path):

@@ -64,6 +64,11 @@ def evaluate_model(model, cfg: Config, ds: ReIDDataset, *, num_distractors: int 
     return evaluate.rank_metrics(q, g, q_pids, g_pids, q_cams, g_cams, junk=junk).as_dict()
 
 
+def trained_model(cfg: Config, runs_dir: str | Path | None = None, progress: bool = True):
+    """The model of `cfg`, trained in its run folder (or resumed, or loaded when finished)."""
+    return fit(cfg, run_dir(cfg, runs_dir), progress=progress).model
+
+
 def run(cfg: Config, *, protocol: dict | None = None, num_distractors: int = 0,
         runs_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Train `cfg` (reusing or resuming its run folder) and return its metrics on the evaluation
@@ -78,7 +83,7 @@ def run(cfg: Config, *, protocol: dict | None = None, num_distractors: int = 0,
     if cached.exists():
         return json.loads(cached.read_text())
     tic = time.perf_counter()
-    model = fit(cfg, out, progress=progress).model  # a finished run only loads its checkpoint
+    model = trained_model(cfg, runs_dir, progress)  # a finished run only loads its checkpoint
     ds = load_data(cfg, **protocol)
     metrics = evaluate_model(model, cfg, ds, num_distractors=num_distractors, progress=progress)
     metrics.update(run=out.name, protocol=tag, seconds=round(time.perf_counter() - tic, 1))

@@ -1,0 +1,74 @@
+"""The model variants of the paper's ablations (Tables 2-4) as config overrides, and the trained
+models the comparison and visualisation notebooks share.
+
+A variant is a name ("baseline", "t2_b", ..., "vscr"); `variant_config(base, name, seed)` turns a
+profile's Config into that variant's Config. Its run folder is `<profile>-<variant>-s<seed>-
+<digest>`, and a model that several tables use has one name: Table 2's row (a), Table 3's and
+Table 4's baseline are all "baseline", Table 2's row (g) is Table 4's "multi_scale", and Table 3's
+4-view adversary is Table 4's "view_adversary". So each trains once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vscr_core.config import Config
+
+# View classes of the adversary per data set (the paper's Sect. 4.2); folder layouts: 3.
+DATASET_VIEWS = {"synth": 4, "uav_veid": 4, "veri776": 3, "veriwild": 3, "vehicleid": 2,
+                 "folder": 3}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    label: str  # the row label of the paper's table
+    model: dict[str, Any]  # ModelConfig overrides; num_views=None: the data set's view classes
+
+
+def _v(name: str, label: str, dilations=(1,), share=False, fuse=False, views: int | None = 0):
+    """views: 0 = no view adversary, None = the data set's view classes, n = n classes."""
+    return Variant(name, label, {"dilations": dilations, "share_branches": share, "fuse": fuse,
+                                 "view_adversary": views != 0, "num_views": views})
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    _v("baseline", "(a) baseline: d = 1"),
+    _v("t2_b", "(b) d = 1, 2; shared weights; fused 1024-D", (1, 2), share=True, fuse=True),
+    _v("t2_c", "(c) d = 1, 2; shared weights; MSCL", (1, 2), share=True),
+    _v("t2_d", "(d) d = 1, 2; fused 1024-D", (1, 2), fuse=True),
+    _v("t2_e", "(e) d = 1, 2; MSCL", (1, 2)),
+    _v("t2_f", "(f) d = 1, 2, 3; fused 1536-D", (1, 2, 3), fuse=True),
+    _v("multi_scale", "(g) d = 1, 2, 3; MSCL", (1, 2, 3)),
+    _v("t2_h", "(h) d = 1, 2, 3, 4; MSCL", (1, 2, 3, 4)),
+    _v("view3", "3-view adversarial (front, side, rear)", views=3),
+    _v("view_adversary", "view adversarial (the data set's view classes)", views=None),
+    _v("vscr", "VSCR: d = 1, 2, 3; MSCL; view adversarial", (1, 2, 3), views=None),
+)}
+
+TABLE2 = ("baseline", "t2_b", "t2_c", "t2_d", "t2_e", "t2_f", "multi_scale", "t2_h")
+TABLE3 = ("baseline", "view3", "view_adversary")  # on 4-view data: the 4-view adversary
+TABLE4 = ("baseline", "view_adversary", "multi_scale", "vscr")
+
+
+def variant_config(base: Config, name: str, seed: int = 0) -> Config:
+    """`base` (a profile's Config with the notebook's data set) as variant `name`, seed `seed`."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; expected one of {', '.join(VARIANTS)}")
+    model = dict(VARIANTS[name].model)
+    views = DATASET_VIEWS[base.data.dataset]
+    if model["num_views"] is None:
+        model["num_views"] = views
+    elif not model["view_adversary"]:
+        model["num_views"] = base.model.num_views  # unused: keep the digest of the base
+    elif model["num_views"] > views:
+        raise ValueError(f"variant {name!r} needs {model['num_views']} view classes; "
+                         f"{base.data.dataset} has {views}")
+    profile = base.name.split("-")[0]
+    return base.override(name=f"{profile}-{name}-s{seed}", **{"train.seed": seed},
+                         **{f"model.{k}": v for k, v in model.items()})
+
+
+__all__ = ["DATASET_VIEWS", "TABLE2", "TABLE3", "TABLE4", "VARIANTS", "Variant",
+           "variant_config"]
