@@ -29,7 +29,9 @@ def run_dir(cfg: Config, runs_dir: str | Path | None = None) -> Path:
     return Path(runs_dir or RUNS_DIR) / f"{cfg.name}-{cfg.digest()}"
 
 
-def _features(model, samples, cfg: Config, device, progress: bool) -> torch.Tensor:
+def features(model, samples, cfg: Config, device=None, progress: bool = True) -> torch.Tensor:
+    """ReID features (N, D) of `samples` at cfg's input size, on cfg's device unless given."""
+    device = resolve_device(cfg.train.device) if device is None else device
     images = ImageDataset(samples, image_size=cfg.data.image_size, train=False)
     return evaluate.extract_features(model, images, batch_size=128, device=device,
                                      num_workers=cfg.data.num_workers, progress=progress)
@@ -44,18 +46,18 @@ def evaluate_model(model, cfg: Config, ds: ReIDDataset, *, num_distractors: int 
     name = cfg.data.dataset
     if name == "vehicleid":  # the whole test list in path order; the evaluator redoes the draws
         test = sorted(ds.query + ds.gallery)
-        result = evaluate.evaluate_vehicleid(_features(model, test, cfg, device, progress),
+        result = evaluate.evaluate_vehicleid(features(model, test, cfg, device, progress),
                                              [s.pid for s in test])
         return {**result.mean, **{f"{k}_std": v for k, v in result.std.items()}}
-    q = _features(model, ds.query, cfg, device, progress)
-    g = _features(model, ds.gallery, cfg, device, progress)
+    q = features(model, ds.query, cfg, device, progress)
+    g = features(model, ds.gallery, cfg, device, progress)
     q_pids = [s.pid for s in ds.query]
     g_pids = [s.pid for s in ds.gallery]
     if name in ("synth", "uav_veid"):
         if num_distractors > len(ds.distractors):
             raise ValueError(f"{num_distractors} distractors asked for, {ds.name} has "
                              f"{len(ds.distractors)}")
-        d = (_features(model, ds.distractors[:num_distractors], cfg, device, progress)
+        d = (features(model, ds.distractors[:num_distractors], cfg, device, progress)
              if num_distractors else None)
         return evaluate.evaluate_uav_veid(q, g, q_pids, g_pids, distractor_feats=d).as_dict()
     q_cams = [s.camid for s in ds.query]
