@@ -71,13 +71,18 @@ def trained_model(cfg: Config, runs_dir: str | Path | None = None, progress: boo
     return fit(cfg, run_dir(cfg, runs_dir), progress=progress).model
 
 
+def default_protocol(cfg: Config) -> dict:
+    """UAV-VeID and the synthetic set: the validation split; the others: their test protocol."""
+    return {"split": "val"} if cfg.data.dataset in ("synth", "uav_veid") else {}
+
+
 def run(cfg: Config, *, protocol: dict | None = None, num_distractors: int = 0,
         runs_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Train `cfg` (reusing or resuming its run folder) and return its metrics on the evaluation
     `protocol` (loader arguments; default: UAV-VeID's and the synthetic set's val split), cached
     in the run folder as metrics-<protocol>[-d<distractors>].json."""
     if protocol is None:
-        protocol = {"split": "val"} if cfg.data.dataset in ("synth", "uav_veid") else {}
+        protocol = default_protocol(cfg)
     out = run_dir(cfg, runs_dir)
     tag = "-".join(f"{v}" for _, v in sorted(protocol.items())) or "test"
     tag += f"-d{num_distractors}" if num_distractors else ""

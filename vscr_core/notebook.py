@@ -180,6 +180,15 @@ class NotebookRun:
                                num_distractors=num_distractors, runs_dir=self.runs_dir,
                                progress=progress)
 
+    def eval_pids(self, protocol: dict | None = None) -> tuple[list[int], list[int]]:
+        """(gallery pids, query pids) of the evaluation protocol experiments.run uses (default:
+        the validation split of UAV-VeID and the synthetic set), e.g. for chance levels."""
+        from vscr_core.experiments import default_protocol
+        from vscr_core.train import load_data
+
+        ds = load_data(self.config, **(protocol or default_protocol(self.config)))
+        return [s.pid for s in ds.gallery], [s.pid for s in ds.query]
+
     def provenance(self, **extra) -> dict:
         return {"commit": self.commit, "notebook": self.notebook, "profile": self.profile,
                 "dataset": self.dataset, "data_root": self.data_root, "seeds": list(self.seeds),
