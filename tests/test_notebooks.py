@@ -98,3 +98,22 @@ def test_write_table_refuses_bad_names_and_values(tmp_path):
     assert not (tmp_path / "results" / "x.csv").exists()  # nothing half-written
     assert nbk.resolve_seeds("0, 1", "quick") == (0, 1) == nbk.resolve_seeds([0, 1], "smoke")
     assert nbk.resolve_seeds(None, "smoke") == (0,)
+
+
+def test_notebook_paths_in_order_and_unknown_prefix():
+    names = [p.stem for p in nbk.notebook_paths()]
+    assert names == sorted(names) and names[0] == "00_datasets"
+    assert [p.stem for p in nbk.notebook_paths(["01"])] == ["01_viewpoint"]
+    with pytest.raises(ValueError, match="no notebook matches"):
+        nbk.notebook_paths(["99"])
+
+
+@pytest.mark.slow
+def test_reproduce_prints_a_line_per_notebook(notebook_env, capfd):
+    out_dir, _ = notebook_env
+    written = nbk.reproduce("smoke", out_dir=out_dir / "repro", only=["00"])
+    assert [p.name for p in written] == ["00_datasets.ipynb"] and written[0].is_file()
+    out = capfd.readouterr().out
+    assert "[1/1] 00_datasets (smoke) ..." in out and "[1/1] 00_datasets done in" in out
+    assert "Measured synth-smoke-s0" in out  # the notebook's own printed statement
+    assert (out_dir / "repro" / "results" / "table1_datasets.csv").is_file()

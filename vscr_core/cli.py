@@ -6,7 +6,7 @@
     vscr eval --checkpoint RUN/checkpoint.pt     metrics on the run's data set and protocol
     vscr extract --checkpoint CKPT --images DIR --out feats.pt
     vscr search --gallery g.pt --query q.pt -k 10 --out top10.csv
-    vscr reproduce --profile quick               baseline and VSCR on the synthetic default
+    vscr reproduce --profile quick               every notebook, on the synthetic default
     vscr viewpoint train | label | fig6          the viewpoint classifier (Sect. 5.2.1, Fig. 6)
 """
 
@@ -120,19 +120,9 @@ def _cmd_search(args) -> None:
 
 
 def _cmd_reproduce(args) -> None:
-    from vscr_core.config import profile
-    from vscr_core.experiments import run
+    from vscr_core.notebook import reproduce
 
-    base = profile(args.profile)
-    variants = {
-        "baseline": base.override(name=f"{args.profile}-baseline", **{
-            "model.dilations": (1,), "model.view_adversary": False}),
-        "VSCR": base.override(name=f"{args.profile}-vscr"),
-    }
-    for label, cfg in variants.items():
-        m = run(cfg)
-        print(f"{label:9s} rank-1 {100 * m['rank1']:6.2f}  rank-5 {100 * m['rank5']:6.2f}  "
-              f"mAP {100 * m['mAP']:6.2f}  ({m['run']})")
+    reproduce(args.profile, out_dir=args.out_dir, only=args.notebooks)
 
 
 def _viewpoint_data(args):
@@ -231,8 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None)
     p.set_defaults(func=_cmd_viewpoint)
 
-    p = sub.add_parser("reproduce", help="train and evaluate baseline and VSCR from a profile")
+    p = sub.add_parser("reproduce", help="execute every notebook (papermill) in a profile")
     p.add_argument("--profile", default="quick", help="smoke | quick | paper")
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help="where results/, figures/ and the executed notebooks go (default: the "
+                        "repository itself: the committed outputs)")
+    p.add_argument("--notebooks", nargs="+", default=None, metavar="PREFIX",
+                   help="only these notebooks, by name or prefix (e.g. 02 03)")
     p.set_defaults(func=_cmd_reproduce)
     return parser
 

@@ -88,11 +88,18 @@ def run(cfg: Config, *, protocol: dict | None = None, num_distractors: int = 0,
     tag += f"-d{num_distractors}" if num_distractors else ""
     cached = out / f"metrics-{tag}.json"
     if cached.exists():
-        return json.loads(cached.read_text())
+        metrics = json.loads(cached.read_text())
+        print(f"run {out.name} [{tag}]: reused, {_summary(metrics)}", flush=True)
+        return metrics
     tic = time.perf_counter()
     model = trained_model(cfg, runs_dir, progress)  # a finished run only loads its checkpoint
     ds = load_data(cfg, **protocol)
     metrics = evaluate_model(model, cfg, ds, num_distractors=num_distractors, progress=progress)
     metrics.update(run=out.name, protocol=tag, seconds=round(time.perf_counter() - tic, 1))
     atomic_write_bytes(cached, json.dumps(metrics, indent=2).encode())
+    print(f"run {out.name} [{tag}]: {_summary(metrics)} ({metrics['seconds']} s)", flush=True)
     return metrics
+
+
+def _summary(m: dict) -> str:
+    return f"rank-1 {100 * m['rank1']:.2f} %, mAP {100 * m['mAP']:.2f} %"

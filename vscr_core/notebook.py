@@ -217,6 +217,51 @@ class NotebookRun:
 
 
 # ---------------------------------------------------------------------------------------------
+# make reproduce: every notebook in order
+
+
+def notebook_paths(only=None) -> list[Path]:
+    """notebooks/*.ipynb in order; `only`: names or prefixes such as "02" or "03_view"."""
+    paths = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        chosen = [p for p in paths if any(p.stem.startswith(str(o)) for o in only)]
+        unknown = [o for o in only if not any(p.stem.startswith(str(o)) for p in paths)]
+        if unknown:
+            raise ValueError(f"no notebook matches {unknown}; have {[p.stem for p in paths]}")
+        paths = chosen
+    return paths
+
+
+def reproduce(profile: str = "quick", out_dir=None, only=None) -> list[Path]:
+    """Execute the notebooks with papermill in `profile`, one after the other, printing a line
+    per notebook and the notebooks' own lines (one per trained or reused run). Without out_dir
+    the notebooks are executed in place and fill the committed results/ and figures/; with it,
+    the executed copies, results/ and figures/ go there."""
+    import sys
+
+    import papermill
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r}; expected one of {', '.join(PROFILES)}")
+    paths = notebook_paths(only)
+    params = {"profile": profile, **({"out_dir": str(Path(out_dir).resolve())} if out_dir else {})}
+    written, tic = [], time.perf_counter()
+    for i, src in enumerate(paths, 1):
+        dst = Path(out_dir) / "notebooks" / src.name if out_dir else src
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[{i}/{len(paths)}] {src.stem} ({profile}) ...", flush=True)
+        start = time.perf_counter()
+        # stdout of the cells (run lines, statements) comes through; tqdm bars on stderr do not
+        papermill.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
+                                   progress_bar=False, stdout_file=sys.stdout,
+                                   cwd=str(REPO_ROOT / "notebooks"))
+        print(f"[{i}/{len(paths)}] {src.stem} done in {time.perf_counter() - start:.0f} s "
+              f"(total {(time.perf_counter() - tic) / 60:.1f} min)", flush=True)
+        written.append(dst)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
 # figures/index.html
 
 
@@ -634,6 +679,7 @@ def fig6_statement(summary: pd.DataFrame) -> str:
 
 __all__ = [
     "DEFAULT_SEEDS", "FIGURES", "DatasetParts", "FigureEntry", "Fig6Settings", "NotebookRun",
+    "notebook_paths", "reproduce",
     "REPORTED_TABLE1", "REPORTED_UAV_VEID_SPLITS", "build_index", "contact_sheet", "fig3",
     "fig6_runs", "fig6_settings", "fig6_statement", "fig6_summary", "figure_path", "git_commit",
     "load_parts", "read_table", "resolve_out_dir", "resolve_seeds", "split_statistics",
