@@ -1,0 +1,614 @@
+"""What notebooks 04 (Tables 5-8, Fig. 7) and 05 (Fig. 8) compute: the paper's comparison tables
+with its reported numbers beside this project's measured baseline and VSCR, the chance level of
+each protocol, CMC curves, and the distractor curve.
+
+All metrics in the tables are percentages (0-100), as in the paper. A row's `source` says where
+its numbers come from: "reported (paper Table N)" (typed from the paper), "measured" (computed
+here, one seed) or "chance" (the expected value of a uniformly random ranking, see
+`chance_level`). A measured row that needs a data set the notebook was not given keeps its
+metrics empty and says so in `note`; no number is ever filled in by hand.
+
+    run = NotebookRun("04_comparison", ...)
+    t5 = comparison.build_table(run, 5)          # -> run.write_table(t5, "table5_uav_test")
+    curves = comparison.cmc_curves(run)          # Fig. 7's measured curves
+    comparison.plot_cmc(curves, t5, run.figure_path("fig7_cmc"))
+    df = comparison.distractor_table(run)        # Fig. 8, one pass over the distractors
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vscr_core.files import save_figure
+
+MODELS = ("baseline", "vscr")  # the variants compared with the paper (variants.VARIANTS)
+LABELS = {"baseline": "baseline (this project)", "vscr": "VSCR (this project)"}
+METRICS = ("rank1", "rank5", "rank10", "mAP")
+DATASET_NAMES = {"synth": "synthetic UAV set", "uav_veid": "UAV-VeID", "veri776": "VeRi-776",
+                 "vehicleid": "VehicleID", "veriwild": "VERI-Wild"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's reported numbers (Teng et al., IJCV 2021, Tables 5-8). None: "–" in the paper.
+
+# Table 5, UAV-VeID test split: (method, r=1, r=5, r=10). The paper gives no mAP here.
+REPORTED_TABLE5 = (
+    ("VGG_CNN_M (Chatfield et al. 2014)", 28.34, 39.27, 43.48),
+    ("Siamese-Visual (Shen et al. 2017)", 25.98, 41.98, 50.61),
+    ("RAM (Liu et al. 2018)", 45.26, 59.35, 64.07),
+    ("SCAN (Teng et al. 2018)", 40.49, 53.74, 60.55),
+    ("GoogLeNet (Szegedy et al. 2015b)", 45.23, 64.88, 70.38),
+    ("CN-Nets (Yao et al. 2017)", 55.91, 76.54, 82.46),
+    ("VSCR (Ours)", 70.59, 88.33, 92.51),
+)
+
+# Table 6, VeRi-776: (method, r=1, r=5, mAP, backbone).
+REPORTED_TABLE6 = (
+    ("GoogLeNet (Yang et al. 2015)", 52.12, 66.79, 17.81, "GoogLeNet"),
+    ("FACT (Liu et al. 2016d)", 50.95, 73.48, 18.49, "GoogLeNet"),
+    ("FACT+STR (Liu et al. 2016d)", 61.44, 78.78, 27.77, "GoogLeNet"),
+    ("VGG+C+T (Zhang et al. 2017)", 86.41, 92.91, 58.78, "VGG_CNN_M"),
+    ("OIFE (Wang et al. 2017)", 65.9, 87.7, 48.00, "GoogLeNet†"),
+    ("OIFE+ST (Wang et al. 2017)", 68.3, 89.7, 51.42, "GoogLeNet†"),
+    ("Path-LSTM (Shen et al. 2017)", 83.49, 90.04, 58.27, "ResNet50"),
+    ("RAM (Liu et al. 2018)", 88.6, 94.0, 61.5, "VGG_CNN_M"),
+    ("SCAN (Teng et al. 2018)", 82.24, 90.76, 49.87, "VGG16"),
+    ("VAMI (Zhou and Shao 2018)", 77.03, 90.82, 50.13, "Self-design"),
+    ("VAMI+ST (Zhou and Shao 2018)", 85.92, 91.84, 61.32, "Self-design"),
+    ("MSVR (Kanac and Zhu 2018)", 88.56, None, 49.30, "MobileNets"),
+    ("PVSS (Liu et al. 2019a)", 90.58, 97.14, 62.62, "ResNet50"),
+    ("FDA-Net (Lou et al. 2019)", 84.27, 92.43, 55.49, "VGG_CNN_M"),
+    ("PRM(256 × 256) (He et al. 2019a)", 92.2, 97.9, 70.2, "ResNet50"),
+    ("VANet (Chu et al. 2019)", 89.78, 95.99, 66.34, "ResNet50"),
+    ("AAVER (Khorramshahi et al. 2019)", 88.97, 94.70, 61.18, "ResNet50"),
+    ("VSCR (ours)", 94.11, 97.85, 75.53, "ResNet50"),
+)
+
+# Table 7, VehicleID (large test set, 2,400 ids): (method, r=1, r=5, mAP, backbone).
+REPORTED_TABLE7 = (
+    ("GoogLeNet (Yang et al. 2015)", 38.27, 59.39, 40.39, "GoogLeNet"),
+    ("Mixed Diff+CCL (Liu et al. 2016a)", 38.2, 61.6, 45.5, "VGG_CNN_M"),
+    ("VGG+C+T (Zhang et al. 2017)", 61.0, 77.5, None, "VGG_CNN_M"),
+    ("CLVR (Kanacı et al. 2017)", 50.6, 68.00, None, "Inception-V3"),
+    ("OIFE+ST (Wang et al. 2017)", 67.0, 82.9, None, "GoogLeNet†"),
+    ("RAM (Liu et al. 2018)", 67.7, 84.5, None, "VGG_CNN_M"),
+    ("C2F (Guo et al. 2018)", 51.4, 72.2, 53.0, "GoogleNet"),
+    ("SCAN (Teng et al. 2018)", 65.44, 78.47, None, "VGG16"),
+    ("VAMI (Zhou and Shao 2018)", 47.34, 70.29, None, "Self-design"),
+    ("MSVR (Kanac and Zhu 2018)", 63.02, 73.05, None, "MobileNets"),
+    ("FDA-Net (Lou et al. 2019)", 55.53, 74.65, 61.84, "VGG_CNN_M"),
+    ("PRM(256 × 256) (He et al. 2019a)", 74.2, 86.4, None, "ResNet50"),
+    ("AAVER (Khorramshahi et al. 2019)", 60.23, 84.85, None, "ResNet50"),
+    ("VSCR (ours)", 74.58, 87.12, 78.78, "ResNet50"),
+)
+
+# Table 8, VERI-Wild: (method, (r=1, r=5, mAP) for small, medium, large, backbone).
+REPORTED_TABLE8 = (
+    ("GoogLeNet (Yang et al. 2015)", (57.16, 75.13, 24.27), (53.16, 71.1, 24.15),
+     (44.61, 63.55, 21.53), "GoogLeNet"),
+    ("Triplet (Schroff et al. 2015)", (44.67, 63.33, 15.69), (40.34, 58.98, 13.34),
+     (33.46, 51.36, 9.93), "GoogLeNet"),
+    ("Softmax (Liu et al. 2016d)", (53.4, 75.03, 26.41), (46.16, 69.88, 22.66),
+     (37.94, 59.89, 17.62), "GoogLeNet"),
+    ("CCL (Liu et al. 2016a)", (56.96, 75.0, 22.50), (51.92, 70.98, 19.28),
+     (44.6, 60.95, 14.81), "VGG_CNN_M"),
+    ("HDC (Yuan et al. 2017)", (57.1, 78.93, 29.14), (49.64, 72.28, 24.76),
+     (43.97, 64.89, 18.30), "GoogLeNet"),
+    ("GSTE (Bai et al. 2018)", (60.46, 80.13, 31.42), (52.12, 74.92, 26.18),
+     (45.36, 66.5, 19.50), "VGG_CNN_M"),
+    ("Unlabled GAN (Zhu et al. 2017)", (58.06, 79.6, 29.86), (51.58, 74.42, 24.71),
+     (43.63, 65.52, 18.23), "Self-design"),
+    ("FDA-Net (Lou et al. 2019)", (64.03, 82.8, 35.11), (57.82, 78.34, 29.80),
+     (49.43, 70.48, 22.78), "VGG_CNN_M"),
+    ("Baseline (ours)", (88.32, 92.08, 67.66), (82.86, 90.34, 63.16), (78.02, 87.29, 56.56),
+     "ResNet50"),
+    ("VSCR (ours)", (93.13, 97.70, 75.79), (89.68, 96.56, 70.47), (86.29, 94.60, 64.19),
+     "ResNet50"),
+)
+VERIWILD_SUBSETS = ("small", "medium", "large")
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """One of the paper's comparison tables: where its measured rows come from and its
+    reported rows as dicts (method, backbone, subset, rank1, rank5, rank10, mAP; None = not
+    given)."""
+
+    number: int
+    name: str  # results/<name>.csv, the FIGURES registry's name
+    paper_dataset: str  # the data set key of the paper's table
+    measured_on: tuple[str, ...]  # notebook `dataset` values whose measured rows it shows
+    protocols: tuple[tuple[str | None, dict], ...]  # (subset, loader protocol) per measurement
+    reported: tuple[dict, ...]
+    # the paper's protocol for its chance row: per subset (matches per query, gallery size,
+    # exact?, how it was derived)
+    paper_chance: dict
+
+    @property
+    def title(self) -> str:
+        return f"Table {self.number}: {DATASET_NAMES[self.paper_dataset]}"
+
+
+def _rows5():
+    return tuple({"method": m, "backbone": None, "subset": None, "rank1": r1, "rank5": r5,
+                  "rank10": r10, "mAP": None} for m, r1, r5, r10 in REPORTED_TABLE5)
+
+
+def _rows67(rows):
+    return tuple({"method": m, "backbone": b, "subset": None, "rank1": r1, "rank5": r5,
+                  "rank10": None, "mAP": ap} for m, r1, r5, ap, b in rows)
+
+
+def _rows8():
+    out = []
+    for m, *subsets, b in REPORTED_TABLE8:
+        for subset, (r1, r5, ap) in zip(VERIWILD_SUBSETS, subsets, strict=True):
+            out.append({"method": m, "backbone": b, "subset": subset, "rank1": r1, "rank5": r5,
+                        "rank10": None, "mAP": ap})
+    return tuple(out)
+
+
+# VERI-Wild's test subsets are named by their identities (test_3000/5000/10000 lists); the
+# paper gives no gallery sizes, so its chance row assumes every identity has as many gallery
+# images as the training set's mean (277,797 images / 30,671 ids, Sect. 3.1.3), about 9.
+_WILD_M = round(277_797 / 30_671)
+TABLES: dict[int, PaperTable] = {
+    5: PaperTable(5, "table5_uav_test", "uav_veid", ("synth", "uav_veid"),
+                  ((None, {"split": "test"}),), _rows5(),
+                  {None: (1, 2_208, True, "one gallery image for each of 2,208 test ids")}),
+    6: PaperTable(6, "table6_veri776", "veri776", ("veri776",), ((None, {}),),
+                  _rows67(REPORTED_TABLE6),
+                  {None: (round(11_579 / 200), 11_579, False,
+                          "11,579 gallery images of 200 ids: about 58 true matches per query; "
+                          "the same-camera junk rule ignored")}),
+    7: PaperTable(7, "table7_vehicleid", "vehicleid", ("vehicleid",), ((None, {}),),
+                  _rows67(REPORTED_TABLE7),
+                  {None: (1, 2_400, True, "one gallery image for each of 2,400 ids")}),
+    8: PaperTable(8, "table8_veriwild", "veriwild", ("veriwild",),
+                  tuple((s, {"subset": s}) for s in VERIWILD_SUBSETS), _rows8(),
+                  {s: (_WILD_M, _WILD_M * n, False,
+                       f"{n:,} ids with about {_WILD_M} gallery images each (the training "
+                       "set's mean; the paper gives no gallery sizes); junk ignored")
+                   for s, n in zip(VERIWILD_SUBSETS, (3_000, 5_000, 10_000), strict=True)}),
+}
+TABLE_NAMES = {t.name: n for n, t in TABLES.items()}
+
+
+def paper_table(number_or_name) -> PaperTable:
+    key = TABLE_NAMES.get(number_or_name, number_or_name)
+    if key not in TABLES:
+        raise ValueError(f"unknown comparison table {number_or_name!r}; expected one of "
+                         f"{sorted(TABLES)} or {sorted(TABLE_NAMES)}")
+    return TABLES[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Chance level
+
+
+def _harmonic(n: np.ndarray) -> np.ndarray:
+    """H_n = 1 + 1/2 + ... + 1/n for an integer array (exact sums up to 10^6, else asymptotic)."""
+    n = np.asarray(n, dtype=np.int64)
+    big = int(n.max()) if n.size else 0
+    if big <= 1_000_000:
+        table = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, big + 1))])
+        return table[n]
+    nf = n.astype(np.float64)
+    return np.log(nf) + np.euler_gamma + 1 / (2 * nf) - 1 / (12 * nf**2)
+
+
+def chance_level(matches, candidates, ks=(1, 5, 10)) -> dict[str, float]:
+    """Expected CMC@k and AP of a uniformly random ranking, averaged over queries (fractions).
+
+    matches[i]: true matches of query i; candidates[i]: the gallery items it is ranked against
+    after junk removal (matches included). For one query with m matches among n items:
+    CMC@k = 1 - C(n-m, k) / C(n, k) (no match in k draws without replacement), and
+    E[AP] = (1/n) [H_n + (m-1)(n-H_n)/(n-1)], H_n the harmonic number: the item at position p
+    is a match with probability m/n, and given that, the matches above it number
+    (m-1)(p-1)/(n-1) on average, so E[AP] = (1/m) sum_p (m/n) (1 + (m-1)(p-1)/(n-1)) / p.
+    With one match among n: CMC@k = k/n and E[AP] = H_n / n.
+    """
+    m = np.atleast_1d(np.asarray(matches, dtype=np.int64))
+    n = np.atleast_1d(np.asarray(candidates, dtype=np.int64))
+    if m.shape != n.shape or m.ndim != 1 or m.size == 0:
+        raise ValueError(f"matches and candidates must be equal-length non-empty 1-D, got "
+                         f"shapes {m.shape} and {n.shape}")
+    bad = np.flatnonzero((m < 1) | (m > n))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"query {i}: {m[i]} matches among {n[i]} candidates; expected "
+                         "1 <= matches <= candidates")
+    for k in ks:
+        if not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"ranks must be positive ints, got {k!r}")
+    out, miss, done = {}, np.ones(len(m)), 0
+    for k in sorted(ks):
+        # P(no match in the first k) = prod_{i<k} (n-m-i)/(n-i), 0 once k > n - m
+        for i in range(done, k):
+            miss *= np.clip(n - m - i, 0, None) / np.maximum(n - i, 1)
+        done = k
+        out[f"rank{k}"] = float(np.mean(1 - miss))
+    out = {f"rank{k}": out[f"rank{k}"] for k in ks}
+    h = _harmonic(n)
+    extra = np.where(n > 1, (m - 1) * (n - h) / np.maximum(n - 1, 1), 0.0)
+    out["mAP"] = float(np.mean((h + extra) / n))
+    return out
+
+
+def protocol_counts(q_pids, g_pids, q_camids=None, g_camids=None, junk: str = "none"):
+    """(matches, candidates) per query under the evaluator's rules (evaluate.rank_metrics):
+    junk="same_camera" drops gallery items with the query's id and camera; queries left without
+    a true match are skipped, as the evaluator skips them."""
+    if junk not in ("none", "same_camera"):
+        raise ValueError(f"junk must be 'none' or 'same_camera', got {junk!r}")
+    qp, gp = np.asarray(q_pids), np.asarray(g_pids)
+    ids, g_count = np.unique(gp, return_counts=True)
+    idx = np.searchsorted(ids, qp).clip(0, max(len(ids) - 1, 0))
+    same = np.where((len(ids) > 0) & (ids[idx] == qp), g_count[idx], 0)
+    junked = np.zeros(len(qp), dtype=np.int64)
+    if junk == "same_camera":
+        if q_camids is None or g_camids is None:
+            raise ValueError("junk='same_camera' needs q_camids and g_camids")
+        pairs, pair_count = np.unique(np.stack([gp, np.asarray(g_camids)], 1), axis=0,
+                                      return_counts=True)
+        lookup = {tuple(p): c for p, c in zip(pairs.tolist(), pair_count.tolist(), strict=True)}
+        junked = np.array([lookup.get((p, c), 0) for p, c in
+                           zip(qp.tolist(), np.asarray(q_camids).tolist(), strict=True)],
+                          dtype=np.int64)
+    matches = same - junked
+    candidates = len(gp) - junked
+    keep = matches > 0
+    return matches[keep], candidates[keep]
+
+
+def measured_chance(cfg, protocol: dict, num_distractors: int = 0) -> dict:
+    """chance_level of the data set and protocol that experiments.run evaluates (`cfg` names
+    the data set), plus its query and gallery counts. Only list files are read."""
+    from vscr_core.train import load_data
+
+    ds = load_data(cfg, **protocol)
+    name = cfg.data.dataset
+    if name == "vehicleid":  # every draw: one gallery image per id, the rest queries
+        pids = [s.pid for s in ds.query + ds.gallery]
+        g = len(set(pids))
+        m, n = np.ones(len(pids) - g, dtype=np.int64), np.full(len(pids) - g, g)
+    else:
+        qp, gp = [s.pid for s in ds.query], [s.pid for s in ds.gallery]
+        qc, gc = [s.camid for s in ds.query], [s.camid for s in ds.gallery]
+        if name in ("synth", "uav_veid"):
+            if num_distractors > len(ds.distractors):
+                raise ValueError(f"{num_distractors} distractors asked for, {ds.name} has "
+                                 f"{len(ds.distractors)}")
+            junk = "none"
+        else:
+            junk = "none" if -1 in qc + gc else "same_camera"
+        m, n = protocol_counts(qp, gp, qc, gc, junk=junk)
+        n = n + num_distractors
+    return {**chance_level(m, n), "queries": len(m), "gallery": int(n.max()) if len(n) else 0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables 5-8
+
+
+def _pct(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100 * x, 4)
+
+
+def needs_note(table: PaperTable) -> str:
+    keys = " or ".join(f"dataset={d!r}" for d in table.measured_on if d != "synth")
+    return f"needs {keys} with data_root (the {DATASET_NAMES[table.paper_dataset]} folder)"
+
+
+def build_table(run, number, models=MODELS) -> pd.DataFrame:
+    """Table `number` (5-8, or its results name): the paper's reported rows, this project's
+    measured rows (each variant in `models`, seed run.seeds[0]) when the run's data set is one
+    the table is about, and chance rows. Metrics in %. Measured rows: Table 5 from
+    `uav_test_metrics` (the test split; its pass also gives Fig. 7's curves), Tables 6-8 from
+    run.metrics (experiments.run, cached in the run folder)."""
+    t = paper_table(number)
+    source = f"reported (paper Table {t.number})"
+    paper_name = DATASET_NAMES[t.paper_dataset]
+    rows = [{**r, "source": source, "evaluated_on": f"{paper_name} (paper)", "variant": None,
+             "note": ""} for r in t.reported]
+    measured = run.dataset in t.measured_on
+    seed = run.seeds[0]
+    for subset, protocol in t.protocols:
+        if measured:
+            chance = measured_chance(run.config, protocol)
+            d = run.config.data
+            on = (f"synthetic set (preset {d.synth_preset}, generator seed {d.synth_seed})"
+                  if run.dataset == "synth" else DATASET_NAMES[run.dataset])
+            on += f", {'/'.join(str(v) for v in protocol.values()) or 'test'}"
+        for name in models:
+            row = {"method": LABELS.get(name, name), "backbone": run.config.model.backbone,
+                   "subset": subset, "source": "measured", "variant": name,
+                   **dict.fromkeys(METRICS)}
+            if measured:
+                if t.number == 5:  # the feature pass Fig. 7 reuses
+                    got = uav_test_metrics(run, name)[0].as_dict()
+                else:
+                    got = run.metrics(name, protocol=protocol, progress=False)
+                row.update({k: _pct(got.get(k)) for k in METRICS}, evaluated_on=on,
+                           note=f"one seed ({seed}); {got['num_queries']} queries, "
+                                f"{chance['gallery']} gallery images")
+            else:
+                row.update(evaluated_on="", note=needs_note(t))
+            rows.append(row)
+        if measured:
+            rows.append({"method": "chance (random ranking)", "backbone": None, "subset": subset,
+                         "source": "chance (exact, measured protocol)", "variant": None,
+                         "evaluated_on": on, **{k: _pct(chance[k]) for k in METRICS},
+                         "note": f"{chance['queries']} queries, each with its own true matches "
+                                 f"among its gallery candidates (at most {chance['gallery']})"})
+        m, n, exact, how = t.paper_chance[subset]
+        chance = chance_level([m], [n])
+        rows.append({"method": "chance (random ranking)", "backbone": None, "subset": subset,
+                     "source": "chance (paper's protocol" + (")" if exact else ", approx.)"),
+                     "variant": None, "evaluated_on": f"{paper_name} (paper)",
+                     **{k: _pct(chance[k]) for k in METRICS}, "note": how})
+    cols = ["method", "source", "evaluated_on", "subset", *METRICS, "backbone", "variant", "note"]
+    df = pd.DataFrame(rows)[cols]
+    if t.number != 8:
+        df = df.drop(columns="subset")
+    return df
+
+
+def table_provenance(run, models=MODELS) -> dict:
+    """What write_table should add: the variants, their seed and run folders."""
+    from vscr_core.experiments import run_dir
+
+    return {"models": list(models), "seed": run.seeds[0],
+            "note": "measured rows: one seed (the run's first); metrics in %",
+            "runs": {m: run_dir(run.variant(m), run.runs_dir).name for m in models}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 7: CMC curves
+
+
+def _test_split(run):
+    """The test split of synth / uav_veid (queries, one gallery image per id, distractors); a
+    clear error for other data sets."""
+    from vscr_core.train import load_data
+
+    if run.dataset not in ("synth", "uav_veid"):
+        raise ValueError(f"the test split with one gallery image per id and its distractors is "
+                         f"UAV-VeID's protocol: dataset must be 'synth' or 'uav_veid', got "
+                         f"{run.dataset!r}")
+    return load_data(run.variant(MODELS[0]), split="test")
+
+
+_TEST_CACHE: dict = {}  # (run folder, checkpoint mtime, max_rank) -> (RankMetrics, data set name)
+
+
+def uav_test_metrics(run, name: str, max_rank: int = 20):
+    """RankMetrics (CMC to `max_rank`) of variant `name` (seed run.seeds[0]) on the test split
+    of synth / uav_veid: one feature pass, kept for the kernel's life, so Table 5 and Fig. 7
+    share it. Returns (metrics, test split)."""
+    from vscr_core import evaluate
+    from vscr_core.experiments import features, run_dir
+
+    ds = _test_split(run)
+    cfg = run.variant(name)
+    model = run.trained_model(name, progress=False)  # trains on first use, else loads
+    ckpt = run_dir(cfg, run.runs_dir) / "checkpoint.pt"
+    key = (str(ckpt), ckpt.stat().st_mtime_ns if ckpt.exists() else None, max_rank)
+    if key not in _TEST_CACHE:
+        q = features(model, ds.query, cfg, progress=False)
+        g = features(model, ds.gallery, cfg, progress=False)
+        _TEST_CACHE[key] = evaluate.evaluate_uav_veid(
+            q, g, [s.pid for s in ds.query], [s.pid for s in ds.gallery], max_rank=max_rank)
+    return _TEST_CACHE[key], ds
+
+
+def cmc_curves(run, models=MODELS, max_rank: int = 20) -> pd.DataFrame:
+    """Measured CMC (%) at ranks 1..max_rank on the test split (synth or uav_veid), one seed:
+    rows (variant, method, rank, cmc). Empty (with the columns) for other data sets, whose
+    notebooks have no UAV test split to draw."""
+    cols = ["variant", "method", "rank", "cmc", "evaluated_on", "queries", "gallery"]
+    if run.dataset not in ("synth", "uav_veid"):
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for name in models:
+        r, ds = uav_test_metrics(run, name, max_rank)
+        rows += [{"variant": name, "method": LABELS.get(name, name), "rank": k + 1,
+                  "cmc": round(100 * float(c), 4), "evaluated_on": ds.name,
+                  "queries": r.num_queries, "gallery": len(ds.gallery)}
+                 for k, c in enumerate(r.cmc)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def plot_cmc(curves: pd.DataFrame, table5: pd.DataFrame, out_png) -> Path:
+    """Fig. 7: measured CMC curves (solid) with the paper's reported Table 5 rank-1/5/10
+    points (markers, dotted) and the measured protocol's chance (grey)."""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 5), dpi=150, layout="constrained")
+    ax = fig.subplots()
+    reported = table5[table5["source"].str.startswith("reported")]
+    colours = sns.color_palette("tab10", len(reported) + 2)
+    marks = "os^vD<>ph*"
+    for i, r in enumerate(reported.itertuples()):
+        ax.plot([1, 5, 10], [r.rank1, r.rank5, r.rank10], ls=":", lw=1, marker=marks[i % 10],
+                ms=6, color=colours[i + 2], label=f"reported: {r.method}")
+    for i, (_, c) in enumerate(curves.groupby("variant", sort=False)):
+        ax.plot(c["rank"], c["cmc"], lw=2.2, color=colours[i],
+                label=f"measured: {c['method'].iloc[0]}")
+    chance = table5[table5["source"].str.startswith("chance (exact")]
+    if len(curves) and len(chance):
+        g = int(curves["gallery"].iloc[0])
+        ranks = np.arange(1, int(curves["rank"].max()) + 1)
+        ax.plot(ranks, 100 * np.minimum(ranks, g) / g, color="grey", ls="--", lw=1,
+                label=f"chance, measured protocol (k / {g})")
+    on = curves["evaluated_on"].iloc[0] if len(curves) else "no measured curves for this data set"
+    top = max(20, int(curves["rank"].max()) if len(curves) else 20)
+    ax.set(xlabel="rank k", ylabel="CMC@k (%)", ylim=(0, 101), xlim=(0.5, top + 0.5),
+           xticks=[1, *range(5, top + 1, 5)],
+           title=f"Fig. 7: CMC on the test split\nmeasured: {on}; reported: UAV-VeID test "
+                 "(paper Table 5)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", ncol=1)
+    return save_figure(fig, out_png)
+
+
+def statement(tables: dict[int, pd.DataFrame], curves: pd.DataFrame) -> str:
+    """The measured rows in words, read from the tables (a CMC curve that disagrees with Table 5
+    at rank 1 is flagged); for tables without a measured row, what they need."""
+    lines = []
+    for number, df in sorted(tables.items()):
+        t = paper_table(number)
+        meas = df[df["source"] == "measured"]
+        if meas["rank1"].isna().all():
+            lines.append(f"Table {number} ({DATASET_NAMES[t.paper_dataset]}): reported rows only; "
+                         f"its measured rows {needs_note(t).replace('needs', 'need', 1)}.")
+            continue
+        groups = meas.groupby("subset", sort=False) if "subset" in meas else [(None, meas)]
+        for subset, g in groups:
+            by = g.set_index("variant")
+            chance = df[df["source"].str.startswith("chance (exact")]
+            if subset is not None:
+                chance = chance[chance["subset"] == subset]
+            where = str(g["evaluated_on"].iloc[0])
+            parts = [f"{by.loc[v, 'method']} rank-1 {by.loc[v, 'rank1']:.2f} %, "
+                     f"mAP {by.loc[v, 'mAP']:.2f} %" for v in by.index]
+            lines.append(f"Table {number}, measured on {where} ({g['note'].iloc[0]}): "
+                         + "; ".join(parts)
+                         + f"; chance rank-1 {chance['rank1'].iloc[0]:.2f} %.")
+            if {"baseline", "vscr"} <= set(by.index):
+                d = by.loc["vscr", "rank1"] - by.loc["baseline", "rank1"]
+                rep = df[df["source"].str.startswith("reported")]
+                rep_v = rep[rep["method"].str.startswith("VSCR")]
+                if subset is not None:
+                    rep_v = rep_v[rep_v["subset"] == subset]
+                lines.append(f"  VSCR minus baseline: {d:+.2f} rank-1 points. The paper reports "
+                             f"VSCR at {rep_v['rank1'].iloc[0]:.2f} % rank-1 on "
+                             f"{DATASET_NAMES[t.paper_dataset]}"
+                             + (f" ({subset})" if subset else "")
+                             + (" (a different, real data set)" if number == 5
+                                and "synthetic" in where else "") + ".")
+    if len(curves):
+        t5 = tables.get(5)
+        for name, c in curves.groupby("variant", sort=False):
+            r1 = float(c.loc[c["rank"] == 1, "cmc"].iloc[0])
+            line = f"Fig. 7 {c['method'].iloc[0]}: CMC@1 {r1:.2f} %, @20 " \
+                   f"{float(c['cmc'].iloc[min(19, len(c) - 1)]):.2f} %"
+            if t5 is not None:
+                row = t5[(t5["source"] == "measured") & (t5["variant"] == name)]
+                if len(row) and abs(float(row["rank1"].iloc[0]) - r1) >= 1e-3:
+                    line += f" (DIFFERS from Table 5's {float(row['rank1'].iloc[0]):.4f} %)"
+            lines.append(line + ".")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 8: distractors
+
+
+def distractor_counts(available: int, points: int = 6) -> list[int]:
+    """`points` counts evenly spread over 0..available (0 and all included, no repeats)."""
+    if not isinstance(available, int | np.integer) or available < 0:
+        raise ValueError(f"available distractors must be a non-negative int, got {available!r}")
+    if not isinstance(points, int) or points < 2:
+        raise ValueError(f"points must be an int >= 2, got {points!r}")
+    return sorted({int(round(x)) for x in np.linspace(0, available, points)})
+
+
+def distractor_table(run, models=MODELS, counts=None, points: int = 6) -> pd.DataFrame:
+    """Fig. 8's table: per variant and number of distractors added to the test gallery, rank-1/5/
+    10 and mAP (%) and chance, from one pass (evaluate.distractor_curve) per variant; one seed.
+    counts None: `points` counts from 0 to every distractor of the data set."""
+    from vscr_core import evaluate
+    from vscr_core.experiments import features
+
+    ds = _test_split(run)
+    if not ds.distractors:
+        raise ValueError(f"{ds.name} has no distractors (UAV-VeID: the distractors/ folder)")
+    counts = distractor_counts(len(ds.distractors), points) if counts is None else list(counts)
+    if not counts or min(counts) < 0 or max(counts) > len(ds.distractors):
+        raise ValueError(f"counts must lie in 0..{len(ds.distractors)}, got {counts}")
+    qp, gp = [s.pid for s in ds.query], [s.pid for s in ds.gallery]
+    rows = []
+    for name in models:
+        cfg = run.variant(name)
+        model = run.trained_model(name, progress=False)
+        q = features(model, ds.query, cfg, progress=False)
+        g = features(model, ds.gallery, cfg, progress=False)
+        top = max(counts)
+        if top:
+            d = features(model, ds.distractors[:top], cfg, progress=False)
+            curve = evaluate.distractor_curve(q, g, qp, gp, d, counts, junk="none")
+        else:
+            curve = {0: evaluate.evaluate_uav_veid(q, g, qp, gp)}
+        m, n = protocol_counts(qp, gp)
+        for c in counts:
+            r, ch = curve[c].as_dict(), chance_level(m, n + c)
+            rows.append({"variant": name, "method": LABELS.get(name, name), "distractors": c,
+                         "gallery_size": len(gp) + c, **{k: _pct(r[k]) for k in METRICS},
+                         "chance_rank1": _pct(ch["rank1"]), "chance_mAP": _pct(ch["mAP"]),
+                         "queries": r["num_queries"], "seed": run.seeds[0],
+                         "evaluated_on": ds.name})
+    return pd.DataFrame(rows)
+
+
+def plot_distractors(df: pd.DataFrame, out_png) -> Path:
+    """Fig. 8: rank-1 and mAP against distractors added to the gallery, one line per model,
+    chance dotted."""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), dpi=150, layout="constrained")
+    axes = fig.subplots(1, 2)
+    colours = sns.color_palette("tab10", 3)
+    for ax, (metric, chance, label) in zip(axes, (("rank1", "chance_rank1", "rank-1"),
+                                                  ("mAP", "chance_mAP", "mAP")), strict=True):
+        for i, (_, g) in enumerate(df.groupby("variant", sort=False)):
+            ax.plot(g["distractors"], g[metric], marker="o", lw=2, color=colours[i],
+                    label=f"measured: {g['method'].iloc[0]}")
+        first = df[df["variant"] == df["variant"].iloc[0]]
+        ax.plot(first["distractors"], first[chance], color="grey", ls=":", lw=1.2,
+                label="chance (random ranking)")
+        ax.set(xlabel="distractors added to the test gallery", ylabel=f"{label} (%)",
+               xticks=sorted(df["distractors"].unique()),
+               ylim=(0, 101), title=f"{label} vs distractors")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Fig. 8: {df['evaluated_on'].iloc[0]}, {df['queries'].iloc[0]} queries, "
+                 f"seed {df['seed'].iloc[0]} (the paper: UAV-VeID, up to 300K distractors)")
+    return save_figure(fig, out_png)
+
+
+def fig8_statement(df: pd.DataFrame) -> str:
+    """How each model's rank-1 and mAP change from no distractors to all, read from the table."""
+    lines = [f"Measured on {df['evaluated_on'].iloc[0]} ({df['queries'].iloc[0]} queries, "
+             f"{df['gallery_size'].min()} gallery images, one seed: {df['seed'].iloc[0]}), "
+             f"distractors added: {', '.join(map(str, sorted(df['distractors'].unique())))}:"]
+    drops = {}
+    for name, g in df.groupby("variant", sort=False):
+        g = g.sort_values("distractors")
+        a, b = g.iloc[0], g.iloc[-1]
+        drops[name] = a["rank1"] - b["rank1"]
+        lines.append(f"  {a['method']}: rank-1 {a['rank1']:.2f} -> {b['rank1']:.2f} % "
+                     f"({-drops[name]:+.2f} points), mAP {a['mAP']:.2f} -> {b['mAP']:.2f} %")
+    if {"baseline", "vscr"} <= set(drops):
+        slower = drops["vscr"] < drops["baseline"]
+        lines.append(f"VSCR's rank-1 falls by {drops['vscr']:.2f} points, the baseline's by "
+                     f"{drops['baseline']:.2f}: VSCR falls "
+                     + ("slower, as the paper reports on UAV-VeID." if slower else
+                        "no slower here, unlike the paper's report on UAV-VeID."))
+    return "\n".join(lines)
+
+
+__all__ = [
+    "DATASET_NAMES", "LABELS", "METRICS", "MODELS", "REPORTED_TABLE5", "REPORTED_TABLE6",
+    "REPORTED_TABLE7", "REPORTED_TABLE8", "TABLES", "PaperTable", "VERIWILD_SUBSETS",
+    "build_table", "chance_level", "cmc_curves", "distractor_counts", "distractor_table",
+    "fig8_statement", "measured_chance", "needs_note", "paper_table", "plot_cmc",
+    "plot_distractors", "protocol_counts", "statement", "table_provenance", "uav_test_metrics",
+]
