@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vscr_core import comparison as cmp
-from vscr_core import evaluate
+from vscr_core import evaluate, experiments
 from vscr_core import notebook as nbk
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "000_34e8c9e11edc969a.txt"
@@ -35,7 +35,7 @@ def _enumerated(m: int, n: int, ks=(1, 5, 10)) -> dict:
 
 @pytest.mark.parametrize("m,n", [(1, 1), (1, 6), (2, 5), (3, 8), (6, 6), (2, 13), (4, 11)])
 def test_chance_level_equals_enumeration(m, n):
-    got, want = cmp.chance_level([m], [n]), _enumerated(m, n)
+    got, want = evaluate.chance_level([m], [n]), _enumerated(m, n)
     assert got.keys() == want.keys()
     for k in want:
         assert got[k] == pytest.approx(want[k], abs=1e-12), k
@@ -43,11 +43,11 @@ def test_chance_level_equals_enumeration(m, n):
 
 def test_chance_level_one_match_closed_form_and_averaging():
     g = 2208
-    c = cmp.chance_level([1], [g])
+    c = evaluate.chance_level([1], [g])
     assert c["rank1"] == pytest.approx(1 / g, rel=1e-12)
     assert c["rank10"] == pytest.approx(10 / g, rel=1e-12)
     assert c["mAP"] == pytest.approx(sum(1 / i for i in range(1, g + 1)) / g, rel=1e-12)
-    mixed = cmp.chance_level([1, 2], [4, 5], ks=(5, 1))
+    mixed = evaluate.chance_level([1, 2], [4, 5], ks=(5, 1))
     a, b = _enumerated(1, 4, (1, 5)), _enumerated(2, 5, (1, 5))
     assert list(mixed) == ["rank5", "rank1", "mAP"]
     assert mixed["rank1"] == pytest.approx((a["rank1"] + b["rank1"]) / 2)
@@ -64,9 +64,9 @@ def test_chance_level_equals_a_simulated_random_ranking():
     q, g = rng.standard_normal((6000, 4)), rng.standard_normal((36, 4))
     r = evaluate.rank_metrics(q.astype(np.float32), g.astype(np.float32), q_pids, g_pids,
                               q_cams, g_cams, junk="same_camera")
-    m, n = cmp.protocol_counts(q_pids, g_pids, q_cams, g_cams, junk="same_camera")
+    m, n = evaluate.protocol_counts(q_pids, g_pids, q_cams, g_cams, junk="same_camera")
     assert len(m) == r.num_queries == 6000 and set(m) == {2, 3} and set(n) == {35, 36}
-    c = cmp.chance_level(m, n)
+    c = evaluate.chance_level(m, n)
     for k in (1, 5, 10):
         p = c[f"rank{k}"]
         assert abs(r.rank(k) - p) < 4 * np.sqrt(p * (1 - p) / 6000), k
@@ -75,17 +75,17 @@ def test_chance_level_equals_a_simulated_random_ranking():
 
 def test_chance_level_and_counts_reject_bad_input():
     with pytest.raises(ValueError, match="query 1: 3 matches among 2"):
-        cmp.chance_level([1, 3], [4, 2])
+        evaluate.chance_level([1, 3], [4, 2])
     with pytest.raises(ValueError, match="equal-length"):
-        cmp.chance_level([1, 1], [4])
+        evaluate.chance_level([1, 1], [4])
     with pytest.raises(ValueError, match="positive ints, got 0"):
-        cmp.chance_level([1], [4], ks=(0,))
+        evaluate.chance_level([1], [4], ks=(0,))
     with pytest.raises(ValueError, match="needs q_camids"):
-        cmp.protocol_counts([1], [1], junk="same_camera")
+        evaluate.protocol_counts([1], [1], junk="same_camera")
     with pytest.raises(ValueError, match="'bogus'"):
-        cmp.protocol_counts([1], [1], junk="bogus")
+        evaluate.protocol_counts([1], [1], junk="bogus")
     # a query whose only match is junk is skipped, as the evaluator skips it
-    m, n = cmp.protocol_counts([1, 2], [1, 2, 2], [0, 0], [0, 1, 0], junk="same_camera")
+    m, n = evaluate.protocol_counts([1, 2], [1, 2, 2], [0, 0], [0, 1, 0], junk="same_camera")
     assert m.tolist() == [1] and n.tolist() == [2]
 
 
@@ -275,10 +275,10 @@ def test_measured_chance_of_the_real_layouts(veri776_tree, vehicleid_tree, veriw
 
     # VeRi-776 fixture: query 7 (camera 4) has one match left of 3 candidates after the
     # same-camera junk, query 9 has 2 matches among 4
-    veri = cmp.measured_chance(cfg("veri776", veri776_tree), {})
+    veri = experiments.measured_chance(cfg("veri776", veri776_tree), {})
     assert veri["queries"] == 2 and veri["rank1"] == pytest.approx((1 / 3 + 2 / 4) / 2)
     # VehicleID fixture: 2 ids, so every draw has 2 gallery images and 3 queries
-    vid = cmp.measured_chance(cfg("vehicleid", vehicleid_tree), {})
+    vid = experiments.measured_chance(cfg("vehicleid", vehicleid_tree), {})
     assert (vid["queries"], vid["gallery"]) == (3, 2) and vid["rank1"] == pytest.approx(0.5)
-    wild = cmp.measured_chance(cfg("veriwild", veriwild_tree), {"subset": "large"})
+    wild = experiments.measured_chance(cfg("veriwild", veriwild_tree), {"subset": "large"})
     assert wild["queries"] == 1 and 0 < wild["rank1"] <= 1

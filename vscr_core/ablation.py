@@ -2,8 +2,8 @@
 
 Notebooks 02 (Table 2) and 03 (Tables 3 and 4) call `ablation_runs` to train (or reuse) every
 variant and seed, then build their tables from the per-run metrics. Chance is the expected metric
-of a random ranking under the same protocol (`chance_level`), so every table shows how far above
-it the trained models are.
+of a random ranking under the same protocol (`experiments.measured_chance`), so every table shows
+how far above it the trained models are.
 """
 
 from __future__ import annotations
@@ -47,44 +47,6 @@ REPORTED_TABLE4 = {
 REPORTED_AS = {"synth": "uav_veid", "uav_veid": "uav_veid", "veri776": "veri776",
                "vehicleid": "vehicleid"}
 _REPORTED_NAMES = {"uav_veid": "UAV-VeID val", "veri776": "VeRi-776", "vehicleid": "VehicleID"}
-
-
-def chance_level(gallery_pids, query_pids, max_rank: int = 10) -> dict[str, float]:
-    """Expected rank-1/5/10 and mAP (fractions) of a uniformly random ranking, averaged over the
-    queries, for galleries where query q has m_q true matches among G items (no junk rule).
-
-    CMC@k is 1 - C(G - m, k) / C(G, k); AP of one true match at a uniform rank r is 1/r, so its
-    expectation is H_G / G; with m > 1 matches the expectation has no short closed form and is
-    taken from 2,000 seeded random rankings."""
-    g = np.asarray(gallery_pids)
-    G = len(g)
-    if G == 0 or len(query_pids) == 0:
-        raise ValueError("chance_level: empty query or gallery")
-    counts = pd.Series(g).value_counts()
-    m = np.array([counts.get(p, 0) for p in query_pids])
-    m = m[m > 0]  # queries without a true match are skipped, as by the evaluator
-    out = {}
-    for k in (1, 5, 10):
-        if k <= max_rank:
-            out[f"rank{k}"] = float(np.mean([1 - _miss_all(G, int(mq), k) for mq in m]))
-    rng = np.random.default_rng(0)
-    aps = {}
-    for mq in np.unique(m):
-        if mq == 1:
-            aps[mq] = float(np.sum(1.0 / np.arange(1, G + 1)) / G)
-        else:
-            ranks = np.sort(np.argsort(rng.random((2000, G)), axis=1)[:, :mq], axis=1) + 1
-            aps[mq] = float(np.mean((np.arange(1, mq + 1) / ranks).mean(axis=1)))
-    out["mAP"] = float(np.mean([aps[mq] for mq in m]))
-    return out
-
-
-def _miss_all(G: int, m: int, k: int) -> float:
-    """P(no true match among the first k of a random ranking) = C(G - m, k) / C(G, k)."""
-    if k > G - m:
-        return 0.0
-    i = np.arange(k)
-    return float(np.prod((G - m - i) / (G - i)))
 
 
 def ablation_runs(run, names, seeds=None, protocol: dict | None = None) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from vscr_core.data.vehicleid import vehicleid_split
 from vscr_core.files import load_tagged, save_tagged
 
 __all__ = [
+    "chance_level", "protocol_counts",
     "GalleryIndex",
     "RankMetrics",
     "VehicleIDResult",
@@ -437,3 +438,82 @@ class GalleryIndex:
     def load(cls, path: str | os.PathLike, *, backend: str | None = None) -> GalleryIndex:
         state = load_tagged(path, _INDEX_FORMAT, "a GalleryIndex file")
         return cls(state["feats"], metric=state["metric"], backend=backend or state["backend"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Chance level: what a random ranking scores under a protocol
+
+
+def _harmonic(n: np.ndarray) -> np.ndarray:
+    """H_n = 1 + 1/2 + ... + 1/n for an integer array (exact sums up to 10^6, else asymptotic)."""
+    n = np.asarray(n, dtype=np.int64)
+    big = int(n.max()) if n.size else 0
+    if big <= 1_000_000:
+        table = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, big + 1))])
+        return table[n]
+    nf = n.astype(np.float64)
+    return np.log(nf) + np.euler_gamma + 1 / (2 * nf) - 1 / (12 * nf**2)
+
+
+def chance_level(matches, candidates, ks=(1, 5, 10)) -> dict[str, float]:
+    """Expected CMC@k and AP of a uniformly random ranking, averaged over queries (fractions).
+
+    matches[i]: true matches of query i; candidates[i]: the gallery items it is ranked against
+    after junk removal (matches included). For one query with m matches among n items:
+    CMC@k = 1 - C(n-m, k) / C(n, k) (no match in k draws without replacement), and
+    E[AP] = (1/n) [H_n + (m-1)(n-H_n)/(n-1)], H_n the harmonic number: the item at position p
+    is a match with probability m/n, and given that, the matches above it number
+    (m-1)(p-1)/(n-1) on average, so E[AP] = (1/m) sum_p (m/n) (1 + (m-1)(p-1)/(n-1)) / p.
+    With one match among n: CMC@k = k/n and E[AP] = H_n / n.
+    """
+    m = np.atleast_1d(np.asarray(matches, dtype=np.int64))
+    n = np.atleast_1d(np.asarray(candidates, dtype=np.int64))
+    if m.shape != n.shape or m.ndim != 1 or m.size == 0:
+        raise ValueError(f"matches and candidates must be equal-length non-empty 1-D, got "
+                         f"shapes {m.shape} and {n.shape}")
+    bad = np.flatnonzero((m < 1) | (m > n))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"query {i}: {m[i]} matches among {n[i]} candidates; expected "
+                         "1 <= matches <= candidates")
+    for k in ks:
+        if not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"ranks must be positive ints, got {k!r}")
+    out, miss, done = {}, np.ones(len(m)), 0
+    for k in sorted(ks):
+        # P(no match in the first k) = prod_{i<k} (n-m-i)/(n-i), 0 once k > n - m
+        for i in range(done, k):
+            miss *= np.clip(n - m - i, 0, None) / np.maximum(n - i, 1)
+        done = k
+        out[f"rank{k}"] = float(np.mean(1 - miss))
+    out = {f"rank{k}": out[f"rank{k}"] for k in ks}
+    h = _harmonic(n)
+    extra = np.where(n > 1, (m - 1) * (n - h) / np.maximum(n - 1, 1), 0.0)
+    out["mAP"] = float(np.mean((h + extra) / n))
+    return out
+
+
+def protocol_counts(q_pids, g_pids, q_camids=None, g_camids=None, junk: str = "none"):
+    """(matches, candidates) per query under the evaluator's rules (evaluate.rank_metrics):
+    junk="same_camera" drops gallery items with the query's id and camera; queries left without
+    a true match are skipped, as the evaluator skips them."""
+    if junk not in ("none", "same_camera"):
+        raise ValueError(f"junk must be 'none' or 'same_camera', got {junk!r}")
+    qp, gp = np.asarray(q_pids), np.asarray(g_pids)
+    ids, g_count = np.unique(gp, return_counts=True)
+    idx = np.searchsorted(ids, qp).clip(0, max(len(ids) - 1, 0))
+    same = np.where((len(ids) > 0) & (ids[idx] == qp), g_count[idx], 0)
+    junked = np.zeros(len(qp), dtype=np.int64)
+    if junk == "same_camera":
+        if q_camids is None or g_camids is None:
+            raise ValueError("junk='same_camera' needs q_camids and g_camids")
+        pairs, pair_count = np.unique(np.stack([gp, np.asarray(g_camids)], 1), axis=0,
+                                      return_counts=True)
+        lookup = {tuple(p): c for p, c in zip(pairs.tolist(), pair_count.tolist(), strict=True)}
+        junked = np.array([lookup.get((p, c), 0) for p, c in
+                           zip(qp.tolist(), np.asarray(q_camids).tolist(), strict=True)],
+                          dtype=np.int64)
+    matches = same - junked
+    candidates = len(gp) - junked
+    keep = matches > 0
+    return matches[keep], candidates[keep]

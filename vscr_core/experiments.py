@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vscr_core import evaluate
@@ -103,3 +104,28 @@ def run(cfg: Config, *, protocol: dict | None = None, num_distractors: int = 0,
 
 def _summary(m: dict) -> str:
     return f"rank-1 {100 * m['rank1']:.2f} %, mAP {100 * m['mAP']:.2f} %"
+
+
+def measured_chance(cfg: Config, protocol: dict | None = None, num_distractors: int = 0) -> dict:
+    """chance_level of the data set and protocol that experiments.run evaluates (`cfg` names
+    the data set), plus its query and gallery counts. Only list files are read."""
+    ds = load_data(cfg, **(default_protocol(cfg) if protocol is None else protocol))
+    name = cfg.data.dataset
+    if name == "vehicleid":  # every draw: one gallery image per id, the rest queries
+        pids = [s.pid for s in ds.query + ds.gallery]
+        g = len(set(pids))
+        m, n = np.ones(len(pids) - g, dtype=np.int64), np.full(len(pids) - g, g)
+    else:
+        qp, gp = [s.pid for s in ds.query], [s.pid for s in ds.gallery]
+        qc, gc = [s.camid for s in ds.query], [s.camid for s in ds.gallery]
+        if name in ("synth", "uav_veid"):
+            if num_distractors > len(ds.distractors):
+                raise ValueError(f"{num_distractors} distractors asked for, {ds.name} has "
+                                 f"{len(ds.distractors)}")
+            junk = "none"
+        else:
+            junk = "none" if -1 in qc + gc else "same_camera"
+        m, n = evaluate.protocol_counts(qp, gp, qc, gc, junk=junk)
+        n = n + num_distractors
+    gallery = int(n.max()) if len(n) else 0
+    return {**evaluate.chance_level(m, n), "queries": len(m), "gallery": gallery}

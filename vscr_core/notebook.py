@@ -180,14 +180,12 @@ class NotebookRun:
                                num_distractors=num_distractors, runs_dir=self.runs_dir,
                                progress=progress)
 
-    def eval_pids(self, protocol: dict | None = None) -> tuple[list[int], list[int]]:
-        """(gallery pids, query pids) of the evaluation protocol experiments.run uses (default:
-        the validation split of UAV-VeID and the synthetic set), e.g. for chance levels."""
-        from vscr_core.experiments import default_protocol
-        from vscr_core.train import load_data
+    def chance(self, protocol: dict | None = None, num_distractors: int = 0) -> dict:
+        """What a random ranking scores (fractions) under the evaluation protocol experiments.run
+        uses (default: the validation split of UAV-VeID and the synthetic set)."""
+        from vscr_core.experiments import measured_chance
 
-        ds = load_data(self.config, **(protocol or default_protocol(self.config)))
-        return [s.pid for s in ds.gallery], [s.pid for s in ds.query]
+        return measured_chance(self.config, protocol, num_distractors)
 
     def provenance(self, **extra) -> dict:
         return {"commit": self.commit, "notebook": self.notebook, "profile": self.profile,
