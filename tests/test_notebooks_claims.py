@@ -20,6 +20,8 @@ def test_verdict_rule():
     assert claims.verdict(5.0, 1.0, 1, 1, kind="no_gain")[0] == claims.CONTRADICTED
     v, thr = claims.verdict(-2.0, float("nan"), 1, 1, reported=1.5)
     assert math.isnan(thr) and "opposite sign" in v
+    assert claims.verdict(0.5, float("nan"), 1, 1, kind="no_gain")[0] == \
+        "one seed, no noise estimate"
 
 
 def test_seed_noise_pools_variances():

@@ -41,6 +41,8 @@ def verdict(diff: float, noise: float, n_a: int, n_b: int, kind: str = "gain",
     """(verdict, threshold) for a measured difference of means over n_a and n_b seeds."""
     threshold = 2 * noise * np.sqrt(1 / n_a + 1 / n_b)
     if np.isnan(threshold):
+        if kind == "no_gain":
+            return "one seed, no noise estimate", threshold
         direction = "same sign as the paper" if reported is None or np.sign(diff) == np.sign(
             reported) else "opposite sign to the paper"
         return f"one seed, no noise estimate ({direction})", threshold
