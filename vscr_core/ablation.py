@@ -107,33 +107,34 @@ def table4(runs: pd.DataFrame, dataset: str, chance: dict) -> pd.DataFrame:
 
 
 def plot_ablation(table: pd.DataFrame, path: Path, title: str, metrics=("rank1", "mAP")) -> Path:
-    """Grouped bars: measured (mean, std over seeds as error bars) beside reported, per variant
-    and metric, with chance drawn as a dotted line."""
+    """Grouped bars per metric (two panels per row): measured (mean, std over seeds as error
+    bars) beside reported, per variant, with chance drawn as a dotted line."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from vscr_core.files import save_figure
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8), squeeze=False)
+    cols = min(2, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig = Figure(figsize=(6.5 * cols, 4.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     x = np.arange(len(table))
-    for ax, k in zip(axes[0], metrics):
+    ticks = [VARIANTS[v].short for v in table["variant"]]
+    for ax, k in zip(axes, metrics):
         err = table[f"{k}_measured_std"].fillna(0).to_numpy()
         ax.bar(x - 0.2, table[f"{k}_measured"], 0.4, yerr=err, capsize=3, color="#3a7dc9",
-               label=f"measured ({int(table['seeds'].max())} seed(s) max)")
+               label=f"measured (mean ± std over {int(table['seeds'].max())} seed(s))")
         ax.bar(x + 0.2, table[f"{k}_reported"].fillna(0), 0.4, color="#bbbbbb",
                label=f"reported ({table['reported_on'].iloc[0]})")
         ax.axhline(table[f"{k}_chance"].iloc[0], ls=":", color="k", label="chance (measured set)")
-        ax.set_xticks(x, [lbl.split(":")[0].split(";")[0] if lbl.startswith("(")
-                          else lbl.split(" (")[0].split(":")[0] for lbl in table["label"]],
-                      rotation=30, ha="right")
-        ax.set_ylabel(f"{k} (%)")
-        ax.set_ylim(0, 100)
-        ax.set_title(k)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.set_xticks(x, ticks, rotation=30, ha="right")
+        ax.set(ylabel=f"{k} (%)", ylim=(0, 100), title=k)
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
     fig.suptitle(title)
-    fig.tight_layout()
     return save_figure(fig, path)
 
 

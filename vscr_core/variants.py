@@ -24,27 +24,32 @@ DATASET_VIEWS = {"synth": 4, "uav_veid": 4, "veri776": 3, "veriwild": 3, "vehicl
 class Variant:
     name: str
     label: str  # the row label of the paper's table
+    short: str  # the same, short enough for a plot's axis
     model: dict[str, Any]  # ModelConfig overrides; num_views=None: the data set's view classes
 
 
-def _v(name: str, label: str, dilations=(1,), share=False, fuse=False, views: int | None = 0):
+def _v(name: str, label: str, short: str, dilations=(1,), share=False, fuse=False,
+       views: int | None = 0):
     """views: 0 = no view adversary, None = the data set's view classes, n = n classes."""
-    return Variant(name, label, {"dilations": dilations, "share_branches": share, "fuse": fuse,
-                                 "view_adversary": views != 0, "num_views": views})
+    return Variant(name, label, short, {"dilations": dilations, "share_branches": share,
+                                        "fuse": fuse, "view_adversary": views != 0,
+                                        "num_views": views})
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    _v("baseline", "(a) baseline: d = 1"),
-    _v("t2_b", "(b) d = 1, 2; shared weights; fused 1024-D", (1, 2), share=True, fuse=True),
-    _v("t2_c", "(c) d = 1, 2; shared weights; MSCL", (1, 2), share=True),
-    _v("t2_d", "(d) d = 1, 2; fused 1024-D", (1, 2), fuse=True),
-    _v("t2_e", "(e) d = 1, 2; MSCL", (1, 2)),
-    _v("t2_f", "(f) d = 1, 2, 3; fused 1536-D", (1, 2, 3), fuse=True),
-    _v("multi_scale", "(g) d = 1, 2, 3; MSCL", (1, 2, 3)),
-    _v("t2_h", "(h) d = 1, 2, 3, 4; MSCL", (1, 2, 3, 4)),
-    _v("view3", "3-view adversarial (front, side, rear)", views=3),
-    _v("view_adversary", "view adversarial (the data set's view classes)", views=None),
-    _v("vscr", "VSCR: d = 1, 2, 3; MSCL; view adversarial", (1, 2, 3), views=None),
+    _v("baseline", "(a) baseline: d = 1", "(a) baseline"),
+    _v("t2_b", "(b) d = 1, 2; shared weights; fused 1024-D", "(b) 1,2 shared fused", (1, 2),
+       share=True, fuse=True),
+    _v("t2_c", "(c) d = 1, 2; shared weights; MSCL", "(c) 1,2 shared MSCL", (1, 2), share=True),
+    _v("t2_d", "(d) d = 1, 2; fused 1024-D", "(d) 1,2 fused", (1, 2), fuse=True),
+    _v("t2_e", "(e) d = 1, 2; MSCL", "(e) 1,2 MSCL", (1, 2)),
+    _v("t2_f", "(f) d = 1, 2, 3; fused 1536-D", "(f) 1,2,3 fused", (1, 2, 3), fuse=True),
+    _v("multi_scale", "(g) d = 1, 2, 3; MSCL", "(g) 1,2,3 MSCL", (1, 2, 3)),
+    _v("t2_h", "(h) d = 1, 2, 3, 4; MSCL", "(h) 1-4 MSCL", (1, 2, 3, 4)),
+    _v("view3", "3-view adversarial (front, side, rear)", "3-view adversary", views=3),
+    _v("view_adversary", "view adversarial (the data set's view classes)", "view adversary",
+       views=None),
+    _v("vscr", "VSCR: d = 1, 2, 3; MSCL; view adversarial", "VSCR", (1, 2, 3), views=None),
 )}
 
 TABLE2 = ("baseline", "t2_b", "t2_c", "t2_d", "t2_e", "t2_f", "multi_scale", "t2_h")
