@@ -18,8 +18,8 @@ def test_verdict_rule():
     assert claims.verdict(1.0, 1.0, 3, 3)[0] == claims.WITHIN_NOISE
     assert claims.verdict(1.0, 1.0, 3, 3, kind="no_gain")[0] == claims.REPRODUCED
     assert claims.verdict(5.0, 1.0, 1, 1, kind="no_gain")[0] == claims.CONTRADICTED
-    v, thr = claims.verdict(-2.0, float("nan"), 1, 1, reported=1.5)
-    assert math.isnan(thr) and "opposite sign" in v
+    v, thr = claims.verdict(-2.0, float("nan"), 1, 1)
+    assert math.isnan(thr) and "against the claimed direction" in v
     assert claims.verdict(0.5, float("nan"), 1, 1, kind="no_gain")[0] == \
         "one seed, no noise estimate"
 

@@ -36,16 +36,16 @@ def seed_noise(runs: pd.DataFrame, metric: str = "rank1") -> float:
     return float(np.sqrt(var.mean())) if len(var) else float("nan")
 
 
-def verdict(diff: float, noise: float, n_a: int, n_b: int, kind: str = "gain",
-            reported: float | None = None) -> tuple[str, float]:
-    """(verdict, threshold) for a measured difference of means over n_a and n_b seeds."""
+def verdict(diff: float, noise: float, n_a: int, n_b: int, kind: str = "gain"
+            ) -> tuple[str, float]:
+    """(verdict, threshold) for a measured difference of means over n_a and n_b seeds, signed so
+    that a gain claim predicts a positive difference."""
     threshold = 2 * noise * np.sqrt(1 / n_a + 1 / n_b)
     if np.isnan(threshold):
         if kind == "no_gain":
             return "one seed, no noise estimate", threshold
-        direction = "same sign as the paper" if reported is None or np.sign(diff) == np.sign(
-            reported) else "opposite sign to the paper"
-        return f"one seed, no noise estimate ({direction})", threshold
+        direction = "in" if diff > 0 else "against"
+        return f"one seed, no noise estimate ({direction} the claimed direction)", threshold
     if kind == "no_gain":
         return (REPRODUCED if abs(diff) <= threshold else CONTRADICTED), threshold
     if abs(diff) <= threshold:
@@ -55,7 +55,7 @@ def verdict(diff: float, noise: float, n_a: int, n_b: int, kind: str = "gain",
 
 def _row(claim: Claim, reported: float | None, diff: float, unit: str, noise: float,
          n_a: int, n_b: int, evidence: str) -> dict:
-    v, thr = verdict(diff, noise, n_a, n_b, claim.kind, reported)
+    v, thr = verdict(diff, noise, n_a, n_b, claim.kind)
     return {"claim": claim.text, "source": claim.source,
             "reported": "" if reported is None else f"{reported:+.2f} {unit}",
             "measured": f"{diff:+.2f} {unit}", "noise_threshold": round(thr, 2),
@@ -169,32 +169,41 @@ def test_split_claims(out_dir=None, metric: str = "rank1") -> list[dict]:
 
 
 def plot_claims(claims: pd.DataFrame, path) -> Path:
-    """One bar per claim: the measured difference, the noise threshold as a grey band, coloured
-    by verdict."""
+    """One bar per claim: the measured difference in the claim's direction, the noise threshold
+    as a grey band, the verdict written beside the axes and coded by colour."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+    from matplotlib.transforms import blended_transform_factory
 
     from vscr_core.files import save_figure
 
     colours = {REPRODUCED: "#2a9d4b", CONTRADICTED: "#c8382c", WITHIN_NOISE: "#999999"}
-    values = [float(str(m).split()[0]) for m in claims["measured"]]
+    values = np.array([float(str(m).split()[0]) for m in claims["measured"]])
     y = np.arange(len(claims))[::-1]
-    fig = Figure(figsize=(10, 0.45 * len(claims) + 1.6), layout="constrained")
+    fig = Figure(figsize=(13, 0.55 * len(claims) + 1.8), layout="constrained")
     ax = fig.subplots()
+    side = blended_transform_factory(ax.transAxes, ax.transData)
     for yi, v, thr, verdict_ in zip(y, values, claims["noise_threshold"], claims["verdict"]):
         if not pd.isna(thr):
-            ax.add_patch(matplotlib.patches.Rectangle((-thr, yi - 0.4), 2 * thr, 0.8,
-                                                      color="#eeeeee", zorder=0))
+            ax.add_patch(Rectangle((-thr, yi - 0.4), 2 * thr, 0.8, color="#e6e6e6", zorder=0))
         ax.barh(yi, v, color=colours.get(verdict_, "#6a8fc9"), height=0.6)
-        ax.text(v, yi, f" {verdict_}", va="center", ha="left" if v >= 0 else "right",
-                fontsize=8)
+        ax.text(0.73, yi, textwrap.fill(verdict_, 26), transform=side, va="center", fontsize=8,
+                color=colours.get(verdict_, "#33518a"))
+    lim = 1.1 * max(np.abs(values).max(), np.nanmax(claims["noise_threshold"].to_numpy(
+        dtype=float), initial=0), 1.0)
+    ax.set_xlim(-lim, 2.8 * lim)  # the right part holds the verdicts
+    ax.axvline(1.15 * lim, color="#cccccc", lw=0.8)
+    ax.set_xticks([t for t in ax.get_xticks() if -lim <= t <= lim])
     ax.axvline(0, color="k", lw=0.8)
-    ax.set_yticks(y, [f"{c} ({s})" for c, s in zip(claims["claim"], claims["source"])],
-                  fontsize=8)
-    ax.set_xlabel("measured difference, in the claim's direction (points; grey: 2 standard "
-                  "errors of seed noise)")
+    ax.set_yticks(y, [textwrap.fill(f"{c} ({s})", 55) for c, s in
+                      zip(claims["claim"], claims["source"])], fontsize=8)
+    ax.set_xlabel("measured difference in the claim's direction (points); grey band: twice the "
+                  "standard error from seed noise")
     ax.set_title("The paper's claims on this project's data: measured effect and verdict")
     return save_figure(fig, path)
 
