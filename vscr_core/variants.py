@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vscr_core.config import Config
+from vscr_core.config import Config, ModelConfig
 
 # View classes of the adversary per data set (the paper's Sect. 4.2); folder layouts: 3.
 DATASET_VIEWS = {"synth": 4, "uav_veid": 4, "veri776": 3, "veriwild": 3, "vehicleid": 2,
@@ -66,7 +66,10 @@ def variant_config(base: Config, name: str, seed: int = 0) -> Config:
     if model["num_views"] is None:
         model["num_views"] = views
     elif not model["view_adversary"]:
-        model["num_views"] = base.model.num_views  # unused: keep the digest of the base
+        # fields a model without the adversary never reads: fixed, so that the profile's
+        # adversary settings do not change the runs (and cache keys) of the other variants
+        model["num_views"] = base.model.num_views
+        model["grl_lambda"] = ModelConfig.grl_lambda
     elif model["num_views"] > views:
         raise ValueError(f"variant {name!r} needs {model['num_views']} view classes; "
                          f"{base.data.dataset} has {views}")
