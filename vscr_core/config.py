@@ -160,7 +160,7 @@ def lr_milestones(train: TrainConfig) -> tuple[int, ...]:
 
 PAPER = Config(name="paper")
 
-# The committed results: 19 models (Tables 2-4, three seeds for Table 4) and every notebook in
+# The committed results: 21 models (Tables 2-4, three seeds for Tables 3-4) and every notebook in
 # under 30 minutes on 2 CPU cores, so each model gets 3 epochs (~1.9K images each; 4 would take
 # about 33 min) at the paper's lr, with one drop before the last epoch. Far from the paper's 120,
 # so the models are well above chance but not at their ceiling; the README says so. With so
