@@ -20,8 +20,10 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# quick fills the committed results/ and figures/; any other profile writes into out/<profile>/
 reproduce: $(STAMP)
-	$(PY) -m vscr_core.cli reproduce --profile $(PROFILE)
+	$(PY) -m vscr_core.cli reproduce --profile $(PROFILE) \
+		$(if $(filter quick,$(PROFILE)),,--out-dir out/$(PROFILE))
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
