@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vscr_core.model import feature_dim
 from vscr_core.variants import TABLE2, TABLE3, TABLE4, VARIANTS
 
 METRICS = ("rank1", "rank5", "rank10", "mAP")
@@ -57,17 +58,12 @@ def ablation_runs(run, names, seeds=None, protocol: dict | None = None) -> pd.Da
     for name in names:
         for seed in seeds:
             m = run.metrics(name, seed, protocol=protocol, progress=False)
+            model = run.variant(name, seed).model
             rows.append({"variant": name, "label": VARIANTS[name].label, "seed": seed,
                          **{k: round(100 * m[k], 2) for k in METRICS},
-                         "feature_dim": None, "run": m["run"], "train_eval_s": m["seconds"]})
-    df = pd.DataFrame(rows)
-    df["feature_dim"] = [_feature_dim(run.variant(n)) for n in df["variant"]]
-    return df
-
-
-def _feature_dim(cfg) -> int:
-    m = cfg.model
-    return m.embed_dim * (len(m.dilations) if m.fuse else 1)
+                         "feature_dim": feature_dim(model.embed_dim, model.dilations, model.fuse),
+                         "run": m["run"], "train_eval_s": m["seconds"]})
+    return pd.DataFrame(rows)
 
 
 def summarise(runs: pd.DataFrame, names, dataset: str, chance: dict,

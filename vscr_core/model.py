@@ -105,6 +105,11 @@ class ViewDiscriminator(nn.Module):
         return self.net(f)  # (B, num_views)
 
 
+def feature_dim(embed_dim: int, dilations, fuse: bool) -> int:
+    """Width of the ReID feature: f alone, or every branch's feature concatenated when fused."""
+    return embed_dim * (len(dilations) if fuse else 1)
+
+
 class VSCRNet(nn.Module):
     def __init__(
         self,
@@ -165,7 +170,7 @@ class VSCRNet(nn.Module):
 
     @property
     def feature_dim(self) -> int:
-        return self.embed_dim * (len(self.dilations) if self.fuse else 1)
+        return feature_dim(self.embed_dim, self.dilations, self.fuse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | VSCROutput:
         fmap = self.trunk(x)  # (B, C4, H/16, W/16)
