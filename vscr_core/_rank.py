@@ -27,6 +27,7 @@ from one pass.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -51,18 +52,30 @@ _PROBE = 256  # queries in the first chunk when the screen is chosen automatical
 _INF = float("inf")
 _PROGRESS_PAIRS = 5 * 10**8  # query x gallery pairs from which progress=None shows a bar
 _DENSE = 4  # true matches per query beyond which the general path screens in fp32 directly
+_MAX_NORM = 2.0**60  # largest feature norm the screen takes unscaled: |v| <= 2^122 < 2^128
+_MIN_NORM = 2.0**-40  # below it (all norms) distances fall under the bound's absolute floor
 
 
-def _norms(x: torch.Tensor, low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """||x|| (float64 sums: the fp32 screen's band is then set by the product alone) and
-    ||x - low|| (float32; x - low is exact in float32) per row, both float64."""
-    norm, resid = torch.empty(len(x), dtype=torch.float64), torch.zeros(len(x), dtype=torch.float64)
+def _row_norms(x: torch.Tensor) -> torch.Tensor:
+    """||x|| per row, float64 sums (the fp32 screen's band is then set by the product alone)."""
+    norm = torch.empty(len(x), dtype=torch.float64)
     for i in range(0, len(x), _ROW_CHUNK):
-        sl = slice(i, i + _ROW_CHUNK)
-        norm[sl] = torch.linalg.vector_norm(x[sl].double(), dim=1)
-        if low.dtype != x.dtype:
-            resid[sl] = torch.linalg.vector_norm(x[sl] - low[sl].float(), dim=1).double()
-    return norm, resid
+        norm[i : i + _ROW_CHUNK] = torch.linalg.vector_norm(x[i : i + _ROW_CHUNK].double(), dim=1)
+    return norm
+
+
+def screen_scale(max_norm: float) -> float:
+    """The power of two the screen multiplies the features by: 1 unless the largest norm lies
+    outside [2^-40, 2^60]. Beyond 2^60 the screen's squared norms and products (up to
+    (|q| + |g|)^2) would near float32's 2^128 (norms of 1e19 give rank-1 = mAP = 1); below 2^-40
+    every distance would sit inside the bound's absolute floor and be settled exactly, slowly.
+    The ranking is that of the unscaled features: exact distances never use the scaled copies,
+    and what scaling loses to underflow is part of each row's rounding residual."""
+    if max_norm > _MAX_NORM:
+        return 2.0 ** (math.log2(_MAX_NORM) - math.ceil(math.log2(max_norm)))
+    if 0 < max_norm < _MIN_NORM:
+        return 2.0 ** -math.floor(math.log2(max_norm))  # the largest norm into [1, 2)
+    return 1.0
 
 
 def exact_sqdist(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -154,36 +167,60 @@ class Screen:
     bf16 output is bounded per element (`u_out` |v|) instead of per row, which makes the band
     several times narrower than a row-wide bound on |v|."""
 
-    def __init__(self, name: str, q: torch.Tensor, gallery: Gallery):
+    def __init__(self, name: str, q: torch.Tensor, gallery: Gallery, nq, ng, scale: float):
+        """nq (Q,), ng (G,): float64 norms of the unscaled features; `scale` (`screen_scale`)."""
         self.dtype = _DTYPES[name]
+        self.scale = scale
+        self.sq_scale = scale * scale  # screened distances are exact ones times this (a power of 2)
         self.augmented = self.dtype == torch.bfloat16
         u = _UNIT_ROUNDOFF[self.dtype]  # the bf16 output is rounded to nearest (vcvtneps2bf16)
         self.u_out = u / (1 - u) if self.augmented else 0.0
         self.bound = _ScreenBound(self.dtype, q.shape[1], self.augmented)
-        self.q = q.to(self.dtype)  # (Q, D); no copy for fp32
-        self.nq, self.rq = _norms(q, self.q)
-        self.parts = [p.to(self.dtype) for p in gallery.parts]
-        norms = [_norms(p, lo) for p, lo in zip(gallery.parts, self.parts, strict=True)]
-        self.ng = torch.cat([n for n, _ in norms])  # (G,) float64
-        self.rg = torch.cat([r for _, r in norms])
+        self.q = self.low(q)  # (Q, D); no copy for fp32 unscaled
+        self.nq, self.rq = nq * scale, self._residuals(q, self.q)
+        self.parts = [self.low(p) for p in gallery.parts]
+        self.ng = ng * scale  # (G,) float64
+        pairs = list(zip(gallery.parts, self.parts, strict=True))
+        self.rg = torch.cat([self._residuals(p, lo) for p, lo in pairs])
         self.offsets = gallery.offsets
+        sq = [self.ng[a:b].square() for a, b in itertools.pairwise(self.offsets)]  # per part
         if self.augmented:
             dim = -(-(q.shape[1] + 2) // 16) * 16  # room for the two bias columns, aligned
             self.qa = F.pad(-2 * self.q, (0, dim - q.shape[1]))  # (Q, dim) [-2q, 1, 1, 0...]
             self.qa[:, q.shape[1] : q.shape[1] + 2] = 1
             self.ga = []
-            for (n, _), low in zip(norms, self.parts, strict=True):
-                hi = n.square().to(self.dtype)
-                lo = (n.square() - hi.double()).to(self.dtype)
+            for n2, low in zip(sq, self.parts, strict=True):
+                hi = n2.to(self.dtype)
+                lo = (n2 - hi.double()).to(self.dtype)
                 ga = F.pad(low, (0, dim - q.shape[1]))  # (G_i, dim) [g, hi, lo, 0...]
                 ga[:, q.shape[1]], ga[:, q.shape[1] + 1] = hi, lo
                 self.ga.append(ga)
             self.parts = None  # the augmented copies replace the plain ones
         else:
-            self.bias = [n.square().to(self.dtype)[None] for n, _ in norms]  # (1, G_i)
+            self.bias = [n2.to(self.dtype)[None] for n2 in sq]  # (1, G_i)
             # fp32 through oneDNN (about 1.7x MKL's sgemm on this CPU): (-2q) g^T, then + bias
             self.onednn = self.dtype == torch.float32 and _onednn_ok()
             self.q2 = -2 * self.q if self.onednn else None
+
+    def low(self, x: torch.Tensor) -> torch.Tensor:
+        """The screen's copy of float32 rows: scaled, in the screening dtype."""
+        if self.scale == 1:
+            return x.to(self.dtype)  # x itself for fp32
+        return (x.double() * self.scale).to(self.dtype)  # exact product, rounded once
+
+    def _residuals(self, x: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        """||scale x - low|| per row (float64): the rounding (and any underflow) of the copy."""
+        out = torch.zeros(len(x), dtype=torch.float64)
+        if low is x:
+            return out
+        for i in range(0, len(x), _ROW_CHUNK):
+            sl = slice(i, i + _ROW_CHUNK)
+            if self.scale == 1:  # x - low is exact in float32; squared in float64, no underflow
+                d = x[sl] - low[sl].float()
+            else:
+                d = x[sl].double().mul_(self.scale).sub_(low[sl].double())
+            out[sl] = torch.linalg.vector_norm(d, dim=1, dtype=torch.float64)
+        return out
 
     def block(self, qi: torch.Tensor, part: int, c0: int, c1: int):
         """Screened v = ||g||^2 - 2<q, g> (len(qi), c1 - c0), so that d~ = ||q||^2 + v, and the
@@ -210,7 +247,7 @@ class Screen:
         out = torch.empty(len(qi), dtype=torch.float64)
         for i in range(0, len(qi), _PAIR_CHUNK):
             sl = slice(i, i + _PAIR_CHUNK)
-            g = gallery.rows(cols[sl]).to(self.dtype).to(acc)
+            g = self.low(gallery.rows(cols[sl])).to(acc)
             dot = (self.q[qi[sl]].to(acc) * g).sum(1).double()
             out[sl] = self.ng[cols[sl]].square() - 2 * dot + self.nq[qi[sl]].square()
         return out
@@ -405,10 +442,15 @@ class _Screens:
     def __init__(self, names, q, gallery, cache=None):
         self.names, self.q, self.gallery = list(names), q, gallery
         self.cache = {} if cache is None else cache
+        if "norms" not in self.cache:  # shared by every screen, as is the scale they set
+            nq = _row_norms(q)
+            ng = torch.cat([_row_norms(p) for p in gallery.parts])
+            scale = screen_scale(max(float(nq.max()), float(ng.max())))
+            self.cache["norms"] = nq, ng, scale
 
     def get(self, name: str) -> Screen:
         if name not in self.cache:
-            self.cache[name] = Screen(name, self.q, self.gallery)
+            self.cache[name] = Screen(name, self.q, self.gallery, *self.cache["norms"])
         return self.cache[name]
 
     def fp32(self) -> _LazyScreen:
@@ -460,12 +502,18 @@ def _fast_chunk(ch, screens, refine, q, gallery, g_pids, blocks, num_segments, _
             if not len(rows):
                 break
             if level not in approx:
-                approx[level] = torch.full((ch.n,), math.nan, dtype=torch.float64)
-                has = match_of >= 0
-                approx[level][has] = s.pairs(ch.mr + ch.q0, ch.mc, gallery)[match_of[has]]
+                # each row's match: screened distance and its own error bound (its norms,
+                # which need not be those of the block being screened)
+                qm = ch.mr + ch.q0
+                a = torch.full((ch.n,), math.nan, dtype=torch.float64)
+                em = torch.zeros(ch.n, dtype=torch.float64)
+                a[ch.mr] = s.pairs(qm, ch.mc, gallery)
+                em[ch.mr] = s.bound(s.nq[qm], s.rq[qm], s.ng[ch.mc], s.rg[ch.mc])
+                approx[level] = a, em
             v, e = s.block(rows + ch.q0, part, c0, c1)
-            a, nq2 = approx[level][rows], s.nq[rows + ch.q0].square()
-            n_below, r, c, _, _ = ch.band(v, rows, a - 2 * e - nq2, a + 2 * e - nq2, c0,
+            a, em = (x[rows] for x in approx[level])
+            band, nq2 = e + em, s.nq[rows + ch.q0].square()  # the item's error and the match's
+            n_below, r, c, _, _ = ch.band(v, rows, a - band - nq2, a + band - nq2, c0,
                                           gallery.base, g_pids, s.u_out)  # fmt: skip
             del v
             crowded = torch.bincount(r, minlength=len(rows)) > _crowd_limit(c1 - c0, q.shape[1])
@@ -509,8 +557,9 @@ def _is_before(q, gallery, refine, qi, cols, dj, cj) -> torch.Tensor:
     if refine is not None:
         a = refine.pairs(qi, cols, gallery)  # (P,) float64
         e = refine.bound(refine.nq[qi], refine.rq[qi], refine.ng[cols], refine.rg[cols])
-        before = a + e < dj
-        unsure = ~before & (a - e <= dj)
+        dj_s = dj * refine.sq_scale  # the screen's units (exact: a power of two)
+        before = a + e < dj_s
+        unsure = ~before & (a - e <= dj_s)
     dx = gallery.sqdist(q, qi[unsure], cols[unsure])
     du, cu = dj[unsure], cj[unsure]
     before[unsure] = (dx < du) | ((dx == du) & (cols[unsure] < cu))
