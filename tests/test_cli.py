@@ -11,6 +11,7 @@ import torch
 from vscr_core.cli import main, parse_overrides
 from vscr_core.config import profile
 from vscr_core.experiments import run, run_dir
+from vscr_core.train import TRAINING_SEMANTICS
 
 
 def test_overrides_parse_python_literals_and_bare_strings():
@@ -34,7 +35,7 @@ def trained(smoke_synth, tmp_path_factory):
 def test_run_evaluates_and_reuses_its_cached_result(trained):
     cfg, runs, metrics = trained
     folder = run_dir(cfg, runs)
-    assert folder.name == f"smoke-{cfg.digest()}"
+    assert folder.name == f"smoke-{cfg.digest()}-t{TRAINING_SEMANTICS}"
     assert 0.0 <= metrics["rank1"] <= metrics["rank5"] <= 1.0 and 0.0 < metrics["mAP"] <= 1.0
     assert metrics["num_skipped"] == 0 and metrics["num_queries"] > 0
     cached = json.loads((folder / "metrics-val.json").read_text())

@@ -25,19 +25,25 @@ def test_mscl_is_zero_for_equal_features_and_positive_otherwise():
     assert mscl_loss(f, [f + 0.1]).item() > 0.0
 
 
-def test_mscl_matches_eq6_and_its_gradient():
+@pytest.mark.parametrize("reduction, per_dim", [("sum", 1), ("mean", 8)])
+def test_mscl_matches_eq6_and_its_gradient(reduction, per_dim):
     f = torch.randn(4, 8, requires_grad=True)
     sides = [torch.randn(4, 8, requires_grad=True) for _ in range(2)]
-    loss = mscl_loss(f, sides)
+    loss = mscl_loss(f, sides, reduction)
     # Eq. 6 written out (sum over side branches and dimensions of squared differences), averaged
-    # over the batch of 4 and, as documented in mscl_loss, divided by Dim = 8
+    # over the batch of 4; "mean" also divides by Dim = 8
     eq6 = sum(sum((f[i, m] - s[i, m]) ** 2 for m in range(8)) for s in sides for i in range(4))
-    torch.testing.assert_close(loss, eq6 / 4 / 8)
+    torch.testing.assert_close(loss, eq6 / 4 / per_dim)
     loss.backward()
     with torch.no_grad():
-        torch.testing.assert_close(f.grad, sum(2 * (f - s) for s in sides) / 32)
+        torch.testing.assert_close(f.grad, sum(2 * (f - s) for s in sides) / (4 * per_dim))
         for s in sides:
-            torch.testing.assert_close(s.grad, 2 * (s - f) / 32)
+            torch.testing.assert_close(s.grad, 2 * (s - f) / (4 * per_dim))
+
+
+def test_mscl_rejects_an_unknown_reduction():
+    with pytest.raises(ValueError, match="'max'"):
+        mscl_loss(torch.zeros(2, 3), [torch.zeros(2, 3)], "max")
 
 
 def _batch_hard_reference(x, pids, margin):

@@ -13,10 +13,11 @@ import torch
 
 from vscr_core import evaluate
 from vscr_core.config import Config
-from vscr_core.data.transforms import ImageDataset
 from vscr_core.data.types import ReIDDataset
 from vscr_core.files import atomic_write_bytes
 from vscr_core.train import (
+    TRAINING_SEMANTICS,
+    features,
     fit,
     load_data,
     resolve_device,
@@ -27,15 +28,9 @@ RUNS_DIR = REPO_ROOT / "results" / "runs"
 
 
 def run_dir(cfg: Config, runs_dir: str | Path | None = None) -> Path:
-    return Path(runs_dir or RUNS_DIR) / f"{cfg.name}-{cfg.digest()}"
-
-
-def features(model, samples, cfg: Config, device=None, progress: bool = True) -> torch.Tensor:
-    """ReID features (N, D) of `samples` at cfg's input size, on cfg's device unless given."""
-    device = resolve_device(cfg.train.device) if device is None else device
-    images = ImageDataset(samples, image_size=cfg.data.image_size, train=False)
-    return evaluate.extract_features(model, images, batch_size=128, device=device,
-                                     num_workers=cfg.data.num_workers, progress=progress)
+    """`<runs_dir>/<name>-<config digest>-t<training semantics>`: a run trained by other training
+    code lives in another folder and is never reused."""
+    return Path(runs_dir or RUNS_DIR) / f"{cfg.name}-{cfg.digest()}-t{TRAINING_SEMANTICS}"
 
 
 def evaluate_model(model, cfg: Config, ds: ReIDDataset, *, num_distractors: int = 0,

@@ -8,6 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from vscr_core.config import MSCL_REDUCTIONS
 from vscr_core.data.types import UNKNOWN
 
 
@@ -63,17 +64,20 @@ def triplet_loss(features: torch.Tensor, pids: torch.Tensor, margin: float = 0.3
     return F.relu(hardest_pos - hardest_neg + margin).mean()
 
 
-def mscl_loss(f: torch.Tensor, side_features: list[torch.Tensor]) -> torch.Tensor:
+def mscl_loss(f: torch.Tensor, side_features: list[torch.Tensor],
+              reduction: str = "sum") -> torch.Tensor:
     """Eq. 6, the multi-scale consensus loss: the squared L2 distance between f and each side
-    branch's f*_b, summed over side branches and averaged over the batch and the feature dimension.
+    branch's f*_b, summed over side branches and averaged over the batch.
 
-    Eq. 6 sums over the Dim feature dimensions; we average instead (as torch's MSELoss does), i.e.
-    Eq. 6 / Dim. With the plain sum and lambda_3 = 1, SGD at the paper's lr of 0.01 diverges within
-    a few steps (measured on the smoke profile), because the loss's curvature in the FC weights
-    grows with Dim. Gradients flow both ways, so f and f*_b learn from each other.
+    reduction "sum" sums over the Dim feature dimensions as Eq. 6 is written; "mean" averages
+    over them (Eq. 6 / Dim, as torch's MSELoss does), a loss Dim times weaker. Gradients flow
+    both ways, so f and f*_b learn from each other.
     """
+    if reduction not in MSCL_REDUCTIONS:
+        raise ValueError(f"MSCL reduction {reduction!r} is not one of {MSCL_REDUCTIONS}")
     f = f.float()
-    return sum(((f - s.float()) ** 2).mean(1).mean() for s in side_features)
+    per_dim = (lambda d: d.sum(1)) if reduction == "sum" else (lambda d: d.mean(1))
+    return sum(per_dim((f - s.float()) ** 2).mean() for s in side_features)
 
 
 def vscr_loss(
@@ -86,23 +90,27 @@ def vscr_loss(
     triplet_weight: float = 1.0,
     view_weight: float = 1.0,
     mscl_weight: float = 1.0,
+    mscl_reduction: str = "sum",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 11: L = L_c + l1 L_t + l2 L_v + l3 L_s for a `VSCROutput`.
 
     Every branch gets the ID losses (L_c and L_t summed over branches, as each branch is trained as
     its own ReID head); L_v acts on f only; L_s ties the side branches to f when `use_mscl`.
-    Returns the total and its detached parts for logging (no device sync here).
+    Returns the total and its detached parts for logging (no device sync here): "id" (summed
+    over branches) and "id_b<k>" per branch, "triplet", "view", "mscl", "total".
     """
-    ce = sum(F.cross_entropy(logit.float(), pids) for logit in out.logits)
+    ce_per_branch = [F.cross_entropy(logit.float(), pids) for logit in out.logits]
+    ce = sum(ce_per_branch)
     tri = sum(triplet_loss(f, pids, margin) for f in out.features)
     total = ce + triplet_weight * tri
     parts = {"id": ce.detach(), "triplet": tri.detach()}
+    parts.update({f"id_b{k}": c.detach() for k, c in enumerate(ce_per_branch)})
     if out.view_logits is not None:
         lv = view_loss(out.view_logits, views)
         total = total + view_weight * lv
         parts["view"] = lv.detach()
     if use_mscl:
-        ls = mscl_loss(out.features[0], out.features[1:])
+        ls = mscl_loss(out.features[0], out.features[1:], mscl_reduction)
         total = total + mscl_weight * ls
         parts["mscl"] = ls.detach()
     parts["total"] = total.detach()

@@ -157,11 +157,16 @@ class VSCRNet(nn.Module):
             for b, d in enumerate(self.dilations)
         )
         channels = BACKBONES[backbone][2]
-        self.heads = nn.ModuleList(EmbeddingHead(channels, embed_dim, num_ids) for _ in dilations)
-        # 4. View adversary on f.
-        self.view_discriminator = (
-            ViewDiscriminator(embed_dim, num_views) if view_adversary else None
-        )
+        # 4. Heads, and the view adversary on f. Drawn in this order, with the discriminator
+        # drawn from a forked generator, so that under one seed every variant starts from the
+        # same weights in the parts it shares with another (paired comparisons, issue 10).
+        head_f = EmbeddingHead(channels, embed_dim, num_ids)
+        with torch.random.fork_rng(devices=[]):
+            self.view_discriminator = (
+                ViewDiscriminator(embed_dim, num_views) if view_adversary else None
+            )
+        side_heads = [EmbeddingHead(channels, embed_dim, num_ids) for _ in dilations[1:]]
+        self.heads = nn.ModuleList([head_f, *side_heads])
 
     @property
     def uses_mscl(self) -> bool:

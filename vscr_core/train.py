@@ -32,6 +32,17 @@ from vscr_core.model import VSCRNet, build_model
 
 CHECKPOINT_FORMAT = "vscr-checkpoint-v1"
 CHECKPOINT_NAME = "checkpoint.pt"
+DIVERGED_NAME = "diverged.json"
+# The version of what training does with a config: raise it whenever the same config would train
+# to different weights (initialisation order, loss, sampler, schedule), never for a move of code.
+# It is part of every run folder's name, and fit() refuses a checkpoint of another version, so a
+# cached run from different training code is never reused silently.
+# 2: paired initialisation across variants, Eq. 6 reduction as a field, per-epoch validation.
+TRAINING_SEMANTICS = 2
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became non-finite; the run folder keeps the last good checkpoint and a record."""
 
 
 @dataclasses.dataclass
@@ -141,6 +152,30 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     return model.to(device).eval()
 
 
+def features(model, samples, cfg: Config, device=None, progress: bool = True) -> torch.Tensor:
+    """ReID features (N, D) of `samples` at cfg's input size, on cfg's device unless given."""
+    from vscr_core import evaluate
+    from vscr_core.data.transforms import ImageDataset
+
+    device = resolve_device(cfg.train.device) if device is None else device
+    images = ImageDataset(samples, image_size=cfg.data.image_size, train=False)
+    return evaluate.extract_features(model, images, batch_size=128, device=device,
+                                     num_workers=cfg.data.num_workers, progress=progress)
+
+
+def validation_rank1(model: VSCRNet, cfg: Config, ds: ReIDDataset, device) -> float:
+    """Rank-1 (%) of `model` on the query/gallery of a validation split (no junk rule)."""
+    from vscr_core import evaluate
+
+    was_training = model.training
+    model.eval()
+    q = features(model, ds.query, cfg, device, progress=False)
+    g = features(model, ds.gallery, cfg, device, progress=False)
+    model.train(was_training)
+    result = evaluate.evaluate_uav_veid(q, g, [s.pid for s in ds.query], [s.pid for s in ds.gallery])
+    return 100 * result.as_dict()["rank1"]
+
+
 def write_log(path: Path, history: list[dict]) -> None:
     buf = io.StringIO()
     columns = list(dict.fromkeys(k for row in history for k in row))
@@ -205,11 +240,20 @@ def fit(
         generator=loader_seed, pin_memory=device.type == "cuda",
     )
 
+    val_ds = load_data(cfg, split=t.val_split) if t.val_split is not None else None
+
     # 2. Model, optimiser and schedule; resume from the last complete epoch if there is one.
     ckpt_path = out_dir / CHECKPOINT_NAME
+    if (out_dir / DIVERGED_NAME).exists():
+        raise TrainingDiverged(f"{out_dir}: this run diverged before "
+                               f"({(out_dir / DIVERGED_NAME).read_text().strip()})")
     resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if resume is not None and Config.from_dict(resume["config"]).digest() != cfg.digest():
         raise ValueError(f"{ckpt_path} belongs to a different config; use another out_dir")
+    if resume is not None and resume.get("training_semantics", 1) != TRAINING_SEMANTICS:
+        raise ValueError(
+            f"{ckpt_path} was trained by training semantics {resume.get('training_semantics', 1)}"
+            f", this code is {TRAINING_SEMANTICS}: its weights would differ; use another out_dir")
     seed_everything(t.seed)
     model = build_model(cfg.model, num_ids).to(device)
     if channels_last:
@@ -258,8 +302,15 @@ def fit(
             loss, parts = vscr_loss(
                 out, pids, views, use_mscl=model.uses_mscl, margin=t.triplet_margin,
                 triplet_weight=t.triplet_weight, view_weight=t.view_weight,
-                mscl_weight=t.mscl_weight,
+                mscl_weight=t.mscl_weight, mscl_reduction=t.mscl_reduction,
             )
+            if not torch.isfinite(loss):
+                record = {"epoch": epoch + 1, "step": step,
+                          **{k: float(v) for k, v in parts.items()}}
+                if rank == 0:
+                    atomic_write_bytes(out_dir / DIVERGED_NAME, json.dumps(record).encode())
+                raise TrainingDiverged(f"{cfg.name}: non-finite loss in epoch {epoch + 1}, "
+                                       f"step {step} ({record}); recorded in {out_dir}")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -274,6 +325,8 @@ def fit(
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
         row.update({f"loss_{k}": float(v) / step for k, v in sums.items()})
         row["images_per_s"] = n_images * world_size / (time.perf_counter() - tic)
+        if val_ds is not None and rank == 0:
+            row["val_rank1"] = validation_rank1(model, cfg, val_ds, device)
         history.append(row)
         scheduler.step()
         if rank == 0:
@@ -282,11 +335,14 @@ def fit(
                 "num_ids": num_ids, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "history": history,
+                "training_semantics": TRAINING_SEMANTICS,
             })
             write_log(out_dir / "log.csv", history)
         if progress and rank == 0:
-            losses = ", ".join(f"{k[5:]} {v:.3f}" for k, v in row.items() if k.startswith("loss_"))
-            tqdm.write(f"{cfg.name} epoch {epoch + 1}/{t.epochs}: {losses}, "
+            losses = ", ".join(f"{k[5:]} {v:.3f}" for k, v in row.items()
+                               if k.startswith("loss_") and "_b" not in k)
+            val = f", val rank-1 {row['val_rank1']:.1f} %" if "val_rank1" in row else ""
+            tqdm.write(f"{cfg.name} epoch {epoch + 1}/{t.epochs}: {losses}{val}, "
                        f"{row['images_per_s']:.0f} img/s")
     if world_size > 1:
         dist.barrier()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vscr_core.config import Config, ModelConfig
+from vscr_core.config import Config, ModelConfig, TrainConfig
 
 # View classes of the adversary per data set (the paper's Sect. 4.2); folder layouts: 3.
 DATASET_VIEWS = {"synth": 4, "uav_veid": 4, "veri776": 3, "veriwild": 3, "vehicleid": 2,
@@ -73,8 +73,13 @@ def variant_config(base: Config, name: str, seed: int = 0) -> Config:
     elif model["num_views"] > views:
         raise ValueError(f"variant {name!r} needs {model['num_views']} view classes; "
                          f"{base.data.dataset} has {views}")
+    train = {"seed": seed}
+    if model["fuse"] or len(model["dilations"]) == 1:
+        # likewise, a model without MSCL never reads its settings (e.g. in the lambda_3 sweep)
+        train.update(mscl_weight=TrainConfig.mscl_weight, mscl_reduction=TrainConfig.mscl_reduction)
     profile = base.name.split("-")[0]
-    return base.override(name=f"{profile}-{name}-s{seed}", **{"train.seed": seed},
+    return base.override(name=f"{profile}-{name}-s{seed}",
+                         **{f"train.{k}": v for k, v in train.items()},
                          **{f"model.{k}": v for k, v in model.items()})
 
 

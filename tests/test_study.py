@@ -1,0 +1,136 @@
+"""The converged study's machinery: paired initialisation across variants, per-branch and
+per-epoch logs, divergence records, refusal of runs from other training code, and the
+convergence and lambda_3 rules."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from vscr_core import study
+from vscr_core.config import profile
+from vscr_core.experiments import run_dir
+from vscr_core.model import build_model
+from vscr_core.train import (
+    CHECKPOINT_NAME,
+    DIVERGED_NAME,
+    TRAINING_SEMANTICS,
+    TrainingDiverged,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
+from vscr_core.variants import variant_config
+
+
+@pytest.fixture
+def smoke_cfg(smoke_synth):
+    return profile("smoke", **{"data.root": str(smoke_synth), "train.epochs": 2})
+
+
+def _init(base, name, seed=0):
+    cfg = variant_config(base, name, seed)
+    torch.manual_seed(cfg.train.seed)  # what fit() does before building the model
+    return build_model(cfg.model, 20).state_dict()
+
+
+def _same(a, b, prefix):
+    keys = [k for k in a if k.startswith(prefix)]
+    assert keys, prefix
+    return all(torch.equal(a[k], b[k]) for k in keys)
+
+
+def test_one_seed_gives_every_variant_the_same_start_in_the_parts_they_share():
+    base = profile("smoke")
+    baseline, adv = _init(base, "baseline"), _init(base, "view_adversary")
+    ms, vscr = _init(base, "multi_scale"), _init(base, "vscr")
+    for other in (adv, ms, vscr):
+        assert _same(baseline, other, "trunk.") and _same(baseline, other, "heads.0.")
+        assert _same(baseline, other, "branches.0.")
+    assert _same(ms, vscr, "heads.1.") and _same(ms, vscr, "heads.2.")
+    assert _same(adv, vscr, "view_discriminator.")
+    # and a different seed is a different start
+    assert not _same(baseline, _init(base, "baseline", seed=1), "heads.0.")
+
+
+def test_variants_without_mscl_ignore_its_settings():
+    base = profile("smoke").override(**{"train.mscl_reduction": "sum", "train.mscl_weight": 0.1})
+    plain = profile("smoke")
+    assert variant_config(base, "baseline").digest() == variant_config(plain, "baseline").digest()
+    assert variant_config(base, "t2_d").digest() == variant_config(plain, "t2_d").digest()
+    assert variant_config(base, "vscr").digest() != variant_config(plain, "vscr").digest()
+
+
+def test_log_has_each_branchs_id_loss_and_a_validation_rank1_per_epoch(smoke_cfg, tmp_path):
+    cfg = variant_config(smoke_cfg.override(**{"train.val_split": "val"}), "multi_scale")
+    fit(cfg, tmp_path, progress=False)
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert len(log) == 2
+    for b in range(3):
+        assert (log[f"loss_id_b{b}"] > 0).all()
+    summed = log[["loss_id_b0", "loss_id_b1", "loss_id_b2"]].sum(axis=1)
+    assert (summed - log["loss_id"]).abs().max() < 1e-4
+    assert log["val_rank1"].between(0, 100).all()
+
+
+def test_a_diverging_run_stops_records_why_and_is_not_retrained(smoke_cfg, tmp_path):
+    cfg = smoke_cfg.override(**{"train.lr": 1e30})  # the first SGD step sends the loss to inf
+    with pytest.raises(TrainingDiverged, match="non-finite loss"):
+        fit(cfg, tmp_path, progress=False)
+    record = json.loads((tmp_path / DIVERGED_NAME).read_text())
+    assert record["epoch"] == 1
+    with pytest.raises(TrainingDiverged, match="diverged before"):
+        fit(cfg, tmp_path, progress=False)
+    assert study.run_or_divergence(cfg, {"split": "val"}, runs_dir=tmp_path / "runs",
+                                   progress=False) is None
+
+
+def test_a_checkpoint_from_other_training_semantics_is_refused(smoke_cfg, tmp_path):
+    fit(smoke_cfg.override(**{"train.epochs": 1}), tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    state["training_semantics"] = TRAINING_SEMANTICS - 1
+    save_checkpoint(tmp_path / CHECKPOINT_NAME, state)
+    with pytest.raises(ValueError, match="training semantics"):
+        fit(smoke_cfg.override(**{"train.epochs": 1}), tmp_path, progress=False)
+
+
+def test_run_folders_carry_the_training_semantics(smoke_cfg):
+    assert run_dir(smoke_cfg).name.endswith(f"-t{TRAINING_SEMANTICS}")
+
+
+def _fake_log(cfg, runs_dir, id_b0, id_b1, val):
+    out = run_dir(cfg, runs_dir)
+    out.mkdir(parents=True)
+    epochs = len(val)
+    pd.DataFrame({"epoch": range(1, epochs + 1), "loss_id_b0": id_b0, "loss_id_b1": id_b1,
+                  "val_rank1": val}).to_csv(out / "log.csv", index=False)
+
+
+def test_convergence_needs_every_branch_low_and_a_plateau(smoke_synth, tmp_path):
+    base = profile("smoke", **{"data.root": str(smoke_synth), "train.epochs": 10})
+    cfg = variant_config(base, "t2_e", 0)
+    num_ids = study.load_data(cfg).num_train_pids
+    bound = study.ID_LOSS_FRACTION * math.log(num_ids)
+    flat = [10, 20, 30, 40, 50, 55, 58, 60, 60.5, 60.8]  # +0.8 over the last 2 epochs
+    _fake_log(cfg, tmp_path, [bound - 0.1] * 10, [bound - 0.2] * 10, flat)
+    row = study.convergence(cfg, tmp_path)
+    assert row["converged"] and row["val_rank1_gain_last_fifth"] == pytest.approx(0.8)
+    assert row["id_loss_bound"] == pytest.approx(bound, abs=1e-3)
+
+    side_high = variant_config(base, "t2_e", 1)
+    _fake_log(side_high, tmp_path, [bound - 0.1] * 10, [bound + 0.1] * 10, flat)
+    assert not study.convergence(side_high, tmp_path)["converged"]
+
+    rising = variant_config(base, "t2_e", 2)
+    _fake_log(rising, tmp_path, [1.0] * 10, [1.0] * 10, flat[:8] + [62, 63])
+    assert not study.convergence(rising, tmp_path)["converged"]
+
+
+def test_mscl_choice_takes_the_best_run_that_did_not_diverge():
+    sweep = pd.DataFrame({"mscl_reduction": ["sum", "sum", "mean"], "mscl_weight": [1, 0.1, 1],
+                          "diverged": [True, False, False], "val_rank1": [float("nan"), 50, 48]})
+    assert study.mscl_choice(sweep) == ("sum", 0.1)
+    unfinished = sweep.assign(val_rank1=[float("nan"), 50, float("nan")])
+    assert study.mscl_choice(unfinished) is None

@@ -1,0 +1,196 @@
+"""The converged CPU study (issue 10): which runs it trains, in what order, and whether they
+converged.
+
+`python -m vscr_core.study` trains the queue in the background, one run after another; runs are
+cached by config (experiments.run), so it can be stopped and restarted at any time and grows over
+several sittings. The notebooks later reuse every finished run. The order serves the paper's main
+claims first: a pilot baseline (does the profile converge?), the lambda_3 sweep of Eq. 6 on the
+validation split, then Table 4's four variants seed by seed, then Table 3's 3-view adversary and
+Table 2's rows.
+
+A run's record (config.json, log.csv, metrics-*.json) is small and committed under results/runs/;
+its checkpoint is not (git ignores it), so notebooks that need the weights retrain those few
+models on a fresh clone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vscr_core.config import Config, profile
+from vscr_core.experiments import run, run_dir
+from vscr_core.train import DIVERGED_NAME, TrainingDiverged, load_data
+from vscr_core.variants import TABLE2, TABLE4, variant_config
+
+STUDY_SEEDS = (0, 1, 2, 3, 4)
+TEST = {"split": "test"}  # the study's numbers: 268 held-out identities
+VAL = {"split": "val"}  # model selection (the lambda_3 sweep) and learning curves
+# (reduction, lambda_3): the paper's Eq. 6 as written, a tenth of it, and the Eq. 6 / Dim form
+# the quick profile used. Chosen before the sweep ran: the study takes the form with the highest
+# final validation rank-1 among those that did not diverge (`mscl_choice`).
+MSCL_SWEEP = (("sum", 1.0), ("sum", 0.1), ("mean", 1.0))
+# A run has converged when every branch's ID loss ends at or below this fraction of ln(number of
+# training identities) (the loss of a uniform guess) and validation rank-1 rose at most
+# PLATEAU_POINTS over the last fifth of training.
+ID_LOSS_FRACTION = 0.5
+PLATEAU_POINTS = 1.0
+
+
+def sweep_configs(base: Config) -> list[Config]:
+    """The lambda_3 sweep: VSCR, seed 0, one run per (reduction, weight) of MSCL_SWEEP."""
+    cfg = variant_config(base, "vscr", 0)
+    return [cfg.override(**{"train.mscl_reduction": r, "train.mscl_weight": w})
+            for r, w in MSCL_SWEEP]
+
+
+def queue(base: Config, seeds=STUDY_SEEDS) -> Iterator[tuple[str, Config, dict]]:
+    """(what, config, evaluation protocol) in the order the study trains them."""
+    yield "pilot", variant_config(base, "baseline", 0), TEST
+    for cfg in sweep_configs(base):
+        yield "mscl sweep", cfg, VAL
+    for seed in seeds:
+        for name in TABLE4:
+            yield "table 4", variant_config(base, name, seed), TEST
+    for seed in seeds:
+        yield "table 3", variant_config(base, "view3", seed), TEST
+    for seed in seeds:
+        for name in TABLE2:
+            if name not in TABLE4:
+                yield "table 2", variant_config(base, name, seed), TEST
+
+
+def run_or_divergence(cfg: Config, protocol: dict, runs_dir=None, progress: bool = True
+                      ) -> dict | None:
+    """experiments.run, or None when the run diverged (now or in an earlier sitting)."""
+    try:
+        return run(cfg, protocol=protocol, runs_dir=runs_dir, progress=progress)
+    except TrainingDiverged as e:
+        print(f"diverged: {e}", flush=True)
+        return None
+
+
+def read_log(cfg: Config, runs_dir=None) -> pd.DataFrame:
+    path = run_dir(cfg, runs_dir) / "log.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: run {cfg.name} has no training log; train it first")
+    return pd.read_csv(path)
+
+
+def convergence(cfg: Config, runs_dir=None) -> dict:
+    """One row of training_summary.csv: the final ID loss of each branch against
+    ID_LOSS_FRACTION x ln(training identities), and validation rank-1's gain over the last fifth
+    of training against PLATEAU_POINTS."""
+    log = read_log(cfg, runs_dir)
+    t = cfg.train
+    num_ids = load_data(cfg).num_train_pids
+    branch_cols = sorted(c for c in log.columns if c.startswith("loss_id_b"))
+    final = log.iloc[-1]
+    id_final = [round(float(final[c]), 3) for c in branch_cols]
+    complete = int(final["epoch"]) == t.epochs
+    curve = log["val_rank1"] if "val_rank1" in log else None
+    if curve is not None and complete:
+        fifth_start = t.epochs - max(1, round(t.epochs / 5))  # epoch index (0-based) before it
+        gain = float(curve.iloc[-1] - curve.iloc[fifth_start - 1]) if fifth_start else float("nan")
+    else:
+        gain = float("nan")
+    bound = ID_LOSS_FRACTION * math.log(num_ids)
+    diverged = (run_dir(cfg, runs_dir) / DIVERGED_NAME).exists()
+    return {
+        "run": run_dir(cfg, runs_dir).name, "variant": cfg.name.split("-")[1],
+        "seed": t.seed, "image_size": "x".join(map(str, cfg.data.image_size)),
+        "epochs": int(final["epoch"]), "num_train_ids": num_ids,
+        "id_loss_final_per_branch": " ".join(f"{v:.3f}" for v in id_final),
+        "id_loss_bound": round(bound, 3),
+        "val_rank1_final": round(float(curve.iloc[-1]), 2) if curve is not None else np.nan,
+        "val_rank1_gain_last_fifth": round(gain, 2),
+        "converged": bool(complete and not diverged and id_final and max(id_final) <= bound
+                          and gain <= PLATEAU_POINTS),
+    }
+
+
+def mscl_sweep_table(base: Config, runs_dir=None) -> pd.DataFrame:
+    """The sweep's runs: reduction, lambda_3, diverged or not, final validation rank-1/mAP."""
+    rows = []
+    for cfg in sweep_configs(base):
+        out = run_dir(cfg, runs_dir)
+        metrics = out / "metrics-val.json"
+        row = {"mscl_reduction": cfg.train.mscl_reduction, "mscl_weight": cfg.train.mscl_weight,
+               "run": out.name, "diverged": (out / DIVERGED_NAME).exists()}
+        if metrics.exists():
+            m = pd.read_json(metrics, typ="series")
+            row.update(val_rank1=round(100 * m["rank1"], 2), val_mAP=round(100 * m["mAP"], 2))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mscl_choice(sweep: pd.DataFrame) -> tuple[str, float] | None:
+    """The rule fixed before the sweep: highest final validation rank-1 among the runs that did
+    not diverge; None until every sweep run has finished."""
+    if "val_rank1" not in sweep or sweep.loc[~sweep["diverged"], "val_rank1"].isna().any():
+        return None
+    ok = sweep[~sweep["diverged"]]
+    if ok.empty:
+        return None
+    best = ok.loc[ok["val_rank1"].idxmax()]
+    return str(best["mscl_reduction"]), float(best["mscl_weight"])
+
+
+def plot_learning_curves(logs: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
+    """Per run: each branch's ID loss and the validation rank-1 against the epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from vscr_core.files import save_figure
+
+    fig = Figure(figsize=(12, 4.4), layout="constrained")
+    ax_loss, ax_val = fig.subplots(1, 2)
+    colours = dict(zip(logs, matplotlib.colormaps["tab10"].colors))
+    for name, log in logs.items():
+        for c in sorted(c for c in log.columns if c.startswith("loss_id_b")):
+            ax_loss.plot(log["epoch"], log[c], color=colours[name],
+                         ls="-" if c.endswith("b0") else ":",
+                         label=name if c.endswith("b0") else None)
+        if "val_rank1" in log:
+            ax_val.plot(log["epoch"], log["val_rank1"], color=colours[name], label=name)
+    ax_loss.set(xlabel="epoch", ylabel="ID loss per branch (dotted: side branches)",
+                title="ID loss")
+    ax_val.set(xlabel="epoch", ylabel="validation rank-1 (%)", title="validation rank-1")
+    ax_loss.legend(fontsize=7)
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vscr_core.study",
+                                     description="Train the converged study's runs in order.")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(STUDY_SEEDS))
+    parser.add_argument("--only", choices=("pilot", "mscl sweep", "table 4", "table 3",
+                                           "table 2"), nargs="+")
+    args = parser.parse_args(argv)
+    base = profile(args.profile)
+    for what, cfg, protocol in queue(base, args.seeds):
+        if args.only and what not in args.only:
+            continue
+        print(f"== {what}: {cfg.name} ({run_dir(cfg).name})", flush=True)
+        run_or_divergence(cfg, protocol)
+
+
+if __name__ == "__main__":
+    main()
