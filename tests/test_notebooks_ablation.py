@@ -48,7 +48,7 @@ def test_02_and_03_tables(notebook_env, run_notebook):
         assert by4.loc[v, "mAP_measured"] == by2.loc[v, "mAP_measured"]
     runs_after = sorted(p.name for p in (out_dir / "results" / "runs").iterdir())
     new = sorted(set(runs_after) - set(runs_before))
-    assert [n.rsplit("-", 1)[0] for n in new] == ["smoke-view3-s0", "smoke-view_adversary-s0",
+    assert [n.rsplit("-", 2)[0] for n in new] == ["smoke-view3-s0", "smoke-view_adversary-s0",
                                                    "smoke-vscr-s0"]
     assert by4.loc["vscr", "rank1_reported"] == 91.98 and by4.loc["vscr", "mAP_reported"] == 95.21
     assert (out_dir / "figures" / "table4_variants.png").stat().st_size > 10_000
