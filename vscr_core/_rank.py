@@ -31,6 +31,7 @@ import itertools
 import math
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -42,7 +43,7 @@ from tqdm.auto import tqdm
 SCREENS = ("auto", "bf16", "fp32", "fp64")
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
 _UNIT_ROUNDOFF = {torch.bfloat16: 2.0**-8, torch.float32: 2.0**-24, torch.float64: 2.0**-53}
-_PAIR_CHUNK = 512  # pairs per exact-distance gather (2 MB of float64 rows at 512-D: cached)
+_PAIR_CHUNK = 128  # pairs per exact-distance gather: 512 KB of float64 rows at 512-D stay in L2
 _CACHE_ELEMS = 2**22  # screened block elements of a general-path chunk (16 MB of fp32)
 _ROW_CHUNK = 2048  # rows per norm computation: float64 temporaries that stay in cache
 _EXACT_PAIR_S = 1e-6  # cost of settling one band item (fp32 pair, rarely exact), 512-D
@@ -54,6 +55,21 @@ _PROGRESS_PAIRS = 5 * 10**8  # query x gallery pairs from which progress=None sh
 _DENSE = 4  # true matches per query beyond which the general path screens in fp32 directly
 _MAX_NORM = 2.0**60  # largest feature norm the screen takes unscaled: |v| <= 2^122 < 2^128
 _MIN_NORM = 2.0**-40  # below it (all norms) distances fall under the bound's absolute floor
+
+
+@contextmanager
+def _threads(n: int):
+    """torch's intra-op threads set to n for a while. The ranking runs its many small operations
+    on one thread and only the products and whole-block passes on the caller's: every
+    multi-threaded operation waits for all its threads, and beside a busy process a waiting
+    thread costs a scheduler slice (milliseconds), which made VeRi size 30x slower on 2 threads
+    than on 1."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def _row_norms(x: torch.Tensor) -> torch.Tensor:
@@ -167,8 +183,11 @@ class Screen:
     bf16 output is bounded per element (`u_out` |v|) instead of per row, which makes the band
     several times narrower than a row-wide bound on |v|."""
 
-    def __init__(self, name: str, q: torch.Tensor, gallery: Gallery, nq, ng, scale: float):
-        """nq (Q,), ng (G,): float64 norms of the unscaled features; `scale` (`screen_scale`)."""
+    def __init__(self, name: str, q: torch.Tensor, gallery: Gallery, nq, ng, scale: float,
+                 threads: int):  # fmt: skip
+        """nq (Q,), ng (G,): float64 norms of the unscaled features; `scale` (`screen_scale`);
+        `threads` for the products (`_threads`)."""
+        self.threads = threads
         self.dtype = _DTYPES[name]
         self.scale = scale
         self.sq_scale = scale * scale  # screened distances are exact ones times this (a power of 2)
@@ -197,7 +216,7 @@ class Screen:
                 self.ga.append(ga)
             self.parts = None  # the augmented copies replace the plain ones
         else:
-            self.bias = [n2.to(self.dtype)[None] for n2 in sq]  # (1, G_i)
+            self.bias = [n2.to(self.dtype) for n2 in sq]  # (G_i,)
             # fp32 through oneDNN (about 1.7x MKL's sgemm on this CPU): (-2q) g^T, then + bias
             self.onednn = self.dtype == torch.float32 and _onednn_ok()
             self.q2 = -2 * self.q if self.onednn else None
@@ -226,20 +245,22 @@ class Screen:
         """Screened v = ||g||^2 - 2<q, g> (len(qi), c1 - c0), so that d~ = ||q||^2 + v, and the
         per-row error bound E (len(qi),) float64 of d~ (plus `u_out` |v| per element)."""
         a, b = c0 - self.offsets[part], c1 - self.offsets[part]
-        if self.augmented:
-            v = torch.mm(self.qa[qi], self.ga[part][a:b].T)
-        else:
-            v = None
-            if self.onednn:
-                try:
-                    v = _LINEAR(self.q2[qi], self.parts[part][a:b], None, "none", [], "")
-                    v.add_(self.bias[part][:, a:b])  # rounded once more: within `out`
-                except RuntimeError:
-                    self.onednn = False
-            if v is None:
-                v = torch.addmm(self.bias[part][:, a:b], self.q[qi], self.parts[part][a:b].T,
-                                alpha=-2)  # fmt: skip
+        with _threads(self.threads):
+            v = self._product(qi, part, a, b)
         return v, self.bound(self.nq[qi], self.rq[qi], self.ng[c0:c1].max(), self.rg[c0:c1].max())
+
+    def _product(self, qi, part: int, a: int, b: int) -> torch.Tensor:
+        if self.augmented:
+            return torch.mm(self.qa[qi], self.ga[part][a:b].T)
+        if self.onednn:
+            try:
+                # the bias in the same call: no second pass over the block
+                return _LINEAR(self.q2[qi], self.parts[part][a:b], self.bias[part][a:b], "none",
+                               [], "")  # fmt: skip
+            except RuntimeError:
+                self.onednn = False
+        return torch.addmm(self.bias[part][None, a:b], self.q[qi], self.parts[part][a:b].T,
+                           alpha=-2)  # fmt: skip
 
     def pairs(self, qi: torch.Tensor, cols: torch.Tensor, gallery: Gallery) -> torch.Tensor:
         """Screened distances d~ of (query, column) pairs (P,) float64, within the same bound."""
@@ -283,6 +304,12 @@ def _key(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     bits = values.contiguous().view(torch.int32).long()
     bits ^= (bits >> 31) & 0x7FFFFFFF  # negative floats: reverse their order
     return bits.add_(rows, alpha=2**32)
+
+
+def _flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """Flat indices of the True entries of a contiguous mask, (n,) int64: numpy's, several times
+    faster than torch's nonzero on sparse masks here."""
+    return torch.from_numpy(np.flatnonzero(mask.numpy()))
 
 
 def _repeat_index(n: torch.Tensor) -> torch.Tensor:
@@ -331,8 +358,9 @@ class _Chunk:
         # largest v whose interval reaches down to hi: v - u_out |v| <= hi
         cut = torch.where(hi >= 0, hi / (1 - u_out), hi / (1 + u_out))
         cand = v <= _round(cut, v.dtype, up=True)[:, None]  # (n_rows, Gb) bool
-        r, c = cand.nonzero(as_tuple=True)
+        flat = _flat_nonzero(cand)
         del cand
+        r, c = flat // v.shape[1], flat % v.shape[1]
         vals = v[r, c].double()
         slack = u_out * vals.abs()
         keep = vals - slack <= hi[r]
@@ -370,77 +398,81 @@ def match_counts(
     `progress` shows a progress bar over the queries; None: only for large work.
     """
     names = ["bf16", "fp32"] if screen == "auto" else [screen]
-    screens = _Screens(names, q, gallery)  # built on first use
-    # band items of a bf16 screen get a cheap fp32 look before any exact distance
-    refine = screens.fp32()
-    blocks = list(gallery.blocks(boundaries, block_cols))
-    g_order = torch.argsort(g_pids, stable=True)  # same-pid pairs via the pid-sorted gallery
-    uniq, n_per_pid = torch.unique_consecutive(g_pids[g_order], return_counts=True)
-    pid_start = torch.cumsum(n_per_pid, 0) - n_per_pid
-    all_rows, all_counts = [], []
-    first = 0  # the general path's first screen: once a chunk needed fp32, later ones start there
-    # with screen="auto" a small first chunk probes whether bf16 screening pays off
-    probe = min(_PROBE, chunk_size) if screen == "auto" else chunk_size
-    # general-path chunks are kept small enough for their screened block to stay in cache
-    cache_rows = max(16, _CACHE_ELEMS // max(min(block_cols, gallery.size), 1))
+    threads = torch.get_num_threads()  # the products' (`_threads`)
+    with _threads(1):
+        screens = _Screens(names, q, gallery, threads)  # built on first use
+        # band items of a bf16 screen get a cheap fp32 look before any exact distance
+        refine = screens.fp32()
+        blocks = list(gallery.blocks(boundaries, block_cols))
+        g_order = torch.argsort(g_pids, stable=True)  # same-pid pairs via the pid-sorted gallery
+        uniq, n_per_pid = torch.unique_consecutive(g_pids[g_order], return_counts=True)
+        pid_start = torch.cumsum(n_per_pid, 0) - n_per_pid
+        all_rows, all_counts = [], []
+        # the general path's first screen: once a chunk needed fp32, later ones start there
+        first = 0
+        # with screen="auto" a small first chunk probes whether bf16 screening pays off
+        probe = min(_PROBE, chunk_size) if screen == "auto" else chunk_size
+        # general-path chunks are kept small enough for their screened block to stay in cache
+        cache_rows = max(16, _CACHE_ELEMS // max(min(block_cols, gallery.size), 1))
 
-    def make_chunk(q0: int, n: int) -> _Chunk:
-        qp = q_pids[q0 : q0 + n]
-        pos = torch.searchsorted(uniq, qp).clamp(max=len(uniq) - 1)
-        npair = torch.where(uniq[pos] == qp, n_per_pid[pos], 0)  # (n,)
-        pr = _repeat_index(npair)
-        pc = g_order[pid_start[pos][_repeat_index(npair)] + _ragged_arange(npair)]
-        is_match = torch.ones(len(pr), dtype=torch.bool)
-        if same_camera_junk:
-            is_match = g_camids[pc] != q_camids[q0 : q0 + n][pr]
-        return _Chunk(q0, n, qp, pr, pc, pr[is_match], pc[is_match])
+        def make_chunk(q0: int, n: int) -> _Chunk:
+            qp = q_pids[q0 : q0 + n]
+            pos = torch.searchsorted(uniq, qp).clamp(max=len(uniq) - 1)
+            npair = torch.where(uniq[pos] == qp, n_per_pid[pos], 0)  # (n,)
+            pr = _repeat_index(npair)
+            pc = g_order[pid_start[pos][_repeat_index(npair)] + _ragged_arange(npair)]
+            is_match = torch.ones(len(pr), dtype=torch.bool)
+            if same_camera_junk:
+                is_match = g_camids[pc] != q_camids[q0 : q0 + n][pr]
+            return _Chunk(q0, n, qp, pr, pc, pr[is_match], pc[is_match])
 
-    if progress is None:
-        progress = len(q) * gallery.size >= _PROGRESS_PAIRS
-    bar = tqdm(total=len(q), desc="rank", unit="query", disable=not progress, leave=False)
-    q0 = 0
-    while q0 < len(q):
-        n = min(probe if q0 == 0 else chunk_size, len(q) - q0)
-        ch = make_chunk(q0, n)
-        use_fast = bool((ch.m == 1).all()) if fast is None else fast
-        if not use_fast and n > cache_rows:
-            n = cache_rows
+        if progress is None:
+            progress = len(q) * gallery.size >= _PROGRESS_PAIRS
+        bar = tqdm(total=len(q), desc="rank", unit="query", disable=not progress, leave=False)
+        q0 = 0
+        while q0 < len(q):
+            n = min(probe if q0 == 0 else chunk_size, len(q) - q0)
             ch = make_chunk(q0, n)
             use_fast = bool((ch.m == 1).all()) if fast is None else fast
-        if use_fast and not bool((ch.m <= 1).all()):
-            raise ValueError("the one-true-match path needs at most one true match per query")
-        run = _fast_chunk if use_fast else _general_chunk
-        counts = None
-        if screen == "auto" and not use_fast and first == 0 and len(ch.mr) > _DENSE * n:
-            first = len(screens) - 1  # many matches per query: their bands cover the bf16 screen
-        for i in range(first, len(screens)):
-            # the general path restarts a crowded chunk with the next screen
-            last = use_fast or i + 1 == len(screens)
-            budget = None if last else _restart_budget(ch, q, gallery)
-            counts = run(ch, screens[i:] if use_fast else screens[i], refine, q, gallery, g_pids,
-                         blocks, len(boundaries), budget)  # fmt: skip
-            if counts is not None:
-                # a chunk that needed fp32 (general path) or mostly did (one-match rows) sets
-                # the first screen of those that follow
-                if not use_fast:
-                    first = i
-                elif ch.rescued > _RESCUE_SWITCH * max(ch.row_blocks, 1) and i + 1 < len(screens):
-                    first = i + 1
-                break
-        all_rows.append(ch.mr + q0)
-        all_counts.append(counts)
-        q0 += n
-        bar.update(n)
-    bar.close()
-    return MatchCounts(torch.cat(all_rows), torch.cat(all_counts), len(q))
+            if not use_fast and n > cache_rows:
+                n = cache_rows
+                ch = make_chunk(q0, n)
+                use_fast = bool((ch.m == 1).all()) if fast is None else fast
+            if use_fast and not bool((ch.m <= 1).all()):
+                raise ValueError("the one-true-match path needs at most one true match per query")
+            run = _fast_chunk if use_fast else _general_chunk
+            counts = None
+            if screen == "auto" and not use_fast and first == 0 and len(ch.mr) > _DENSE * n:
+                first = len(screens) - 1  # many matches per query: their bands cover bf16's
+            for i in range(first, len(screens)):
+                # the general path restarts a crowded chunk with the next screen
+                last = use_fast or i + 1 == len(screens)
+                budget = None if last else _restart_budget(ch, q, gallery)
+                counts = run(ch, screens[i:] if use_fast else screens[i], refine, q, gallery,
+                             g_pids, blocks, len(boundaries), budget)  # fmt: skip
+                if counts is not None:
+                    # a chunk that needed fp32 (general path) or mostly did (one-match rows) sets
+                    # the first screen of those that follow
+                    mostly = ch.rescued > _RESCUE_SWITCH * max(ch.row_blocks, 1)
+                    if not use_fast:
+                        first = i
+                    elif mostly and i + 1 < len(screens):
+                        first = i + 1
+                    break
+            all_rows.append(ch.mr + q0)
+            all_counts.append(counts)
+            q0 += n
+            bar.update(n)
+        bar.close()
+        return MatchCounts(torch.cat(all_rows), torch.cat(all_counts), len(q))
 
 
 class _Screens:
     """The screens of one evaluation, each built (norms, low-precision copies) on first use;
     `fp32()` is the fp32 screen, shared with the list when it is one of them."""
 
-    def __init__(self, names, q, gallery, cache=None):
-        self.names, self.q, self.gallery = list(names), q, gallery
+    def __init__(self, names, q, gallery, threads: int, cache=None):
+        self.names, self.q, self.gallery, self.threads = list(names), q, gallery, threads
         self.cache = {} if cache is None else cache
         if "norms" not in self.cache:  # shared by every screen, as is the scale they set
             nq = _row_norms(q)
@@ -450,7 +482,8 @@ class _Screens:
 
     def get(self, name: str) -> Screen:
         if name not in self.cache:
-            self.cache[name] = Screen(name, self.q, self.gallery, *self.cache["norms"])
+            norms = self.cache["norms"]
+            self.cache[name] = Screen(name, self.q, self.gallery, *norms, self.threads)
         return self.cache[name]
 
     def fp32(self) -> _LazyScreen:
@@ -461,7 +494,7 @@ class _Screens:
 
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return _Screens(self.names[i], self.q, self.gallery, self.cache)
+            return _Screens(self.names[i], self.q, self.gallery, self.threads, self.cache)
         return self.get(self.names[i])
 
     def __iter__(self):
@@ -632,7 +665,7 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
         s_max = s_val[start + m_act - 1].double()
         cut = torch.where(s_max >= 0, s_max / (1 - s.u_out), s_max / (1 + s.u_out))
         cand = v <= _round(cut, v.dtype, up=True)[:, None]
-        flat = cand.view(-1).nonzero().squeeze(1)
+        flat = _flat_nonzero(cand)
         del cand
         vals = v.view(-1).take(flat)
         del v
@@ -683,6 +716,11 @@ def _general_chunk(ch, s, refine, q, gallery, g_pids, blocks, num_segments, budg
 
 def metrics_from_counts(mc: MatchCounts, max_rank: int) -> list[dict]:
     """CMC, mAP, mINP per gallery prefix (segments cumulated) from the per-match counts."""
+    with _threads(1):  # small operations (`_threads`)
+        return _metrics(mc, max_rank)
+
+
+def _metrics(mc: MatchCounts, max_rank: int) -> list[dict]:
     out = []
     num_valid = len(torch.unique(mc.rows))
     prefix = mc.counts.cumsum(1)  # (P, S)
