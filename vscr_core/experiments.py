@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vscr_core import evaluate
 from vscr_core.config import Config

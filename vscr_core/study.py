@@ -16,7 +16,6 @@ models on a fresh clone.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +87,7 @@ def convergence(cfg: Config, runs_dir=None) -> dict:
     ID_LOSS_FRACTION x ln(training identities), and validation rank-1's gain over the last fifth
     of training against PLATEAU_POINTS."""
     log = read_log(cfg, runs_dir)
+    out = run_dir(cfg, runs_dir)
     t = cfg.train
     num_ids = load_data(cfg).num_train_pids
     branch_cols = sorted(c for c in log.columns if c.startswith("loss_id_b"))
@@ -101,9 +101,9 @@ def convergence(cfg: Config, runs_dir=None) -> dict:
     else:
         gain = float("nan")
     bound = ID_LOSS_FRACTION * math.log(num_ids)
-    diverged = (run_dir(cfg, runs_dir) / DIVERGED_NAME).exists()
+    diverged = (out / DIVERGED_NAME).exists()
     return {
-        "run": run_dir(cfg, runs_dir).name, "variant": cfg.name.split("-")[1],
+        "run": out.name, "variant": cfg.name.split("-")[1],
         "seed": t.seed, "image_size": "x".join(map(str, cfg.data.image_size)),
         "epochs": int(final["epoch"]), "num_train_ids": num_ids,
         "id_loss_final_per_branch": " ".join(f"{v:.3f}" for v in id_final),
@@ -167,13 +167,6 @@ def plot_learning_curves(logs: dict[str, pd.DataFrame], path: Path, title: str) 
     ax_loss.legend(fontsize=7)
     fig.suptitle(title)
     return save_figure(fig, path)
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import random
 import time
@@ -172,7 +173,8 @@ def validation_rank1(model: VSCRNet, cfg: Config, ds: ReIDDataset, device) -> fl
     q = features(model, ds.query, cfg, device, progress=False)
     g = features(model, ds.gallery, cfg, device, progress=False)
     model.train(was_training)
-    result = evaluate.evaluate_uav_veid(q, g, [s.pid for s in ds.query], [s.pid for s in ds.gallery])
+    result = evaluate.evaluate_uav_veid(q, g, [s.pid for s in ds.query],
+                                        [s.pid for s in ds.gallery])
     return 100 * result.as_dict()["rank1"]
 
 
@@ -304,13 +306,6 @@ def fit(
                 triplet_weight=t.triplet_weight, view_weight=t.view_weight,
                 mscl_weight=t.mscl_weight, mscl_reduction=t.mscl_reduction,
             )
-            if not torch.isfinite(loss):
-                record = {"epoch": epoch + 1, "step": step,
-                          **{k: float(v) for k, v in parts.items()}}
-                if rank == 0:
-                    atomic_write_bytes(out_dir / DIVERGED_NAME, json.dumps(record).encode())
-                raise TrainingDiverged(f"{cfg.name}: non-finite loss in epoch {epoch + 1}, "
-                                       f"step {step} ({record}); recorded in {out_dir}")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -318,8 +313,15 @@ def fit(
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
             n_images += len(images)
-            if step % 5 == 0 or step == len(loader):
-                bar.set_postfix({k: f"{float(v) / step:.3f}" for k, v in sums.items()})
+            if step % 5 == 0 or step == len(loader):  # the only host syncs of the loop
+                means = {k: float(v) / step for k, v in sums.items()}
+                bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()})
+                if not math.isfinite(means["total"]):  # one non-finite step poisons the sum
+                    record = {"epoch": epoch + 1, "detected_at_step": step, **means}
+                    if rank == 0:
+                        atomic_write_bytes(out_dir / DIVERGED_NAME, json.dumps(record).encode())
+                    raise TrainingDiverged(f"{cfg.name}: non-finite loss in epoch {epoch + 1} "
+                                           f"by step {step} ({record}); recorded in {out_dir}")
         if not sums:
             raise ValueError("an epoch produced no PK batch; the training set is too small")
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
