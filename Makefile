@@ -20,10 +20,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# quick fills the committed results/ and figures/; any other profile writes into out/<profile>/
+# cpu (the converged study) fills the committed results/ and figures/; any other profile, the
+# default quick included, writes into out/<profile>/ and never touches them
 reproduce: $(STAMP)
 	$(PY) -m vscr_core.cli reproduce --profile $(PROFILE) \
-		$(if $(filter quick,$(PROFILE)),,--out-dir out/$(PROFILE))
+		$(if $(filter cpu,$(PROFILE)),,--out-dir out/$(PROFILE))
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -117,3 +117,25 @@ def test_reproduce_prints_a_line_per_notebook(notebook_env, capfd):
     assert "[1/1] 00_datasets (smoke) ..." in out and "[1/1] 00_datasets done in" in out
     assert "Measured synth-smoke-s0" in out  # the notebook's own printed statement
     assert (out_dir / "repro" / "results" / "table1_datasets.csv").is_file()
+
+
+def test_git_commit_is_not_dirty_for_what_reproduce_rewrites(tmp_path):
+    import subprocess
+
+    from vscr_core.files import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    for rel in ("results/t.csv", "figures/f.png", "notebooks/n.ipynb", "README.md", "code.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("a")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "x")
+    for rel in ("results/t.csv", "figures/f.png", "notebooks/n.ipynb", "README.md"):
+        (tmp_path / rel).write_text("b")
+    assert not git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "code.py").write_text("b")
+    assert git_commit(tmp_path).endswith("-dirty")

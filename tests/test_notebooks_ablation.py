@@ -20,6 +20,9 @@ def test_02_and_03_tables(notebook_env, run_notebook):
     run_notebook("02_branch_ablation")
     t2, meta = nbk.read_table("table2_branch_ablation", out_dir)
     assert meta["notebook"] == "02_branch_ablation" and meta["profile"] == "smoke"
+    assert meta["split"] == "val"
+    per_run, _ = nbk.read_table("table2_runs", out_dir)
+    assert list(per_run["variant"]) == list(ablation.TABLE2) and set(per_run["seed"]) == {0}
     assert list(t2["variant"]) == list(ablation.TABLE2)
     assert list(t2["feature_dim"]) == [512, 1024, 512, 1024, 512, 1536, 512, 512]
     assert t2.set_index("variant").loc["multi_scale", "rank1_reported"] == 91.32

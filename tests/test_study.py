@@ -134,3 +134,13 @@ def test_mscl_choice_takes_the_best_run_that_did_not_diverge():
     assert study.mscl_choice(sweep) == ("sum", 0.1)
     unfinished = sweep.assign(val_rank1=[float("nan"), 50, float("nan")])
     assert study.mscl_choice(unfinished) is None
+
+
+def test_the_cpu_profile_uses_the_mscl_form_its_committed_sweep_chose():
+    from vscr_core.config import profile
+    from vscr_core.notebook import read_table
+
+    sweep, meta = read_table("mscl_sweep")
+    assert len(sweep) == len(study.MSCL_SWEEP) and meta["profile"] == "cpu"
+    t = profile("cpu").train
+    assert study.mscl_choice(sweep) == (t.mscl_reduction, t.mscl_weight)

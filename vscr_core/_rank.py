@@ -9,7 +9,10 @@ Distances are screened with a matrix product (bf16 or fp32) whose error is bound
 query row (`_ScreenBound`): an item clearly closer or clearly farther than a match is decided by
 the screen; items within the error band of a match get an fp32 pair distance with its own bound,
 and only the still undecided (in practice exact ties) an exact float64 distance. The result is the
-ranking by exact squared Euclidean distance, whatever the screening precision.
+ranking by exact squared Euclidean distance, whatever the screening precision. Each comparison
+carries both errors: the item's (its block's bound) and the match's (its own norms, wherever the
+match lies). Features whose squares would leave float32's range (norms beyond 2^60) are screened
+scaled by a power of two (`screen_scale`); exact distances always come from the features as given.
 
 bf16 runs about 2-3x faster than fp32 here but its band is ~100x wider. With screen="auto":
 one-true-match queries (UAV-VeID, VehicleID) are screened in bf16 and a row whose band is crowded
@@ -18,7 +21,8 @@ true matches (VeRi-776: ~55, whose bands would cover most items between the firs
 match), otherwise it tries bf16 on a small probe chunk and switches to fp32 when the band would
 cost more than the fp32 product. The fp32 product goes through oneDNN where available (about
 1.7x MKL's sgemm on this CPU) and, on the general path, in query chunks whose screened block
-stays in cache (large fresh allocations cost page faults here).
+stays in cache (large fresh allocations cost page faults here). Only the products use the
+caller's threads; everything else runs on one (`_threads`).
 
 The gallery is walked in blocks of columns that never straddle a segment boundary, so counts can be
 kept per segment: the distractor curve adds distractors as segments 1..S and reads every prefix

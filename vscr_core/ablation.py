@@ -152,10 +152,10 @@ def _compare(table: pd.DataFrame, a: str, b: str, k: str = "rank1") -> str:
     return f"{diff:+.2f} points {k} ({verdict})" if spread else f"{diff:+.2f} points {k}"
 
 
-def _lines(table: pd.DataFrame, metrics) -> list[str]:
+def _lines(table: pd.DataFrame, metrics, split: str) -> list[str]:
     head = table.iloc[0]
     chance = ", ".join(f"{k} {head[f'{k}_chance']:.2f} %" for k in metrics)
-    out = [f"Measured on the validation split ({int(table['seeds'].max())} seed(s) per row; "
+    out = [f"Measured on the {split} split ({int(table['seeds'].max())} seed(s) per row; "
            f"chance: {chance}):"]
     for _, r in table.iterrows():
         out.append(f"  {r['label']}: " + ", ".join(f"{k} {_score(r, k)}" for k in metrics))
@@ -165,9 +165,9 @@ def _lines(table: pd.DataFrame, metrics) -> list[str]:
     return out
 
 
-def table2_statement(table: pd.DataFrame) -> str:
+def table2_statement(table: pd.DataFrame, split: str = "val") -> str:
     """Table 2 in words: each row, then the paper's four comparisons on the measured columns."""
-    out = _lines(table, ("rank1", "mAP"))
+    out = _lines(table, ("rank1", "mAP"), split)
     for a, b, what in (("t2_d", "t2_e", "MSCL instead of fusing (e vs d)"),
                        ("t2_c", "t2_e", "separate instead of shared weights (e vs c)"),
                        ("t2_e", "multi_scale", "a third branch (g vs e)"),
@@ -187,8 +187,8 @@ def _reported_diff(table: pd.DataFrame, a: str, b: str, k: str = "rank1") -> str
     return f"{diff:+.2f} points {k} ({t.loc[a, 'reported_on']})"
 
 
-def table3_statement(table: pd.DataFrame) -> str:
-    out = _lines(table, METRICS)
+def table3_statement(table: pd.DataFrame, split: str = "val") -> str:
+    out = _lines(table, METRICS, split)
     if "view3" in set(table["variant"]):
         out.append(f"3-view adversary over the baseline: {_compare(table, 'baseline', 'view3')}; "
                    f"the paper: {_reported_diff(table, 'baseline', 'view3')}.")
@@ -197,8 +197,8 @@ def table3_statement(table: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
-def table4_statement(table: pd.DataFrame) -> str:
-    out = _lines(table, METRICS)
+def table4_statement(table: pd.DataFrame, split: str = "val") -> str:
+    out = _lines(table, METRICS, split)
     for a, b, what in (("baseline", "view_adversary", "view adversary over the baseline"),
                        ("baseline", "multi_scale", "multi-scale over the baseline"),
                        ("multi_scale", "vscr", "VSCR over multi-scale alone"),

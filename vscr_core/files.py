@@ -68,13 +68,20 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+# What `make reproduce` rewrites: its own outputs, the executed notebooks and the README's results.
+# A change there does not make the code that produced a table differ from HEAD.
+OUTPUT_PATHS = ("results", "figures", "notebooks/*.ipynb", "README.md")
+
+
 def git_commit(root: Path = REPO_ROOT) -> str:
-    """HEAD's hash, with '-dirty' when tracked files differ from it; 'unknown' outside git.
-    Every result's provenance records it."""
+    """HEAD's hash, with '-dirty' when tracked files other than OUTPUT_PATHS differ from it;
+    'unknown' outside git. Every result's provenance records it."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", *(f":(exclude,glob){p}" if "*" in p else f":(exclude){p}"
+                                       for p in OUTPUT_PATHS)],
                                cwd=root, capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
