@@ -111,6 +111,8 @@ def test_09_claims(notebook_env, run_notebook):
     row = table[table["source"] == "Table 4 (d) vs (a)"].iloc[0]
     assert row["measured"] == pytest.approx(runs["vscr"] - runs["baseline"], abs=0.006)
     assert row["reported"] == pytest.approx(8.46)  # 91.98 - 83.52
+    view3 = table[table["claim"] == "a 3-view adversary beats the baseline"].iloc[0]
+    assert view3["reported"] == pytest.approx(2.19)  # Table 3: 85.71 - 83.52
     # smoke: one seed per model, so no ablation claim has an interval or a verdict
     ablations = table[table["source"].str.startswith(("Table", "Fig. 8"))]
     assert len(meta["seeds"]) == 1 and (ablations["verdict"] == claims.INCONCLUSIVE).all()
@@ -123,3 +125,22 @@ def test_09_claims(notebook_env, run_notebook):
     assert (out_dir / "figures" / "claims.png").stat().st_size > 10_000
     page = (out_dir / "figures" / "index.html").read_text()
     assert "claims.png" in page and "results/claims.csv" in page
+
+
+@pytest.mark.parametrize("dataset, views, want", [("synth", 4, claims.NOT_COMPARABLE),
+                                                  ("veri776", 3, claims.CONTRADICTED)])
+def test_fig6_absolute_accuracy_is_compared_only_on_the_papers_setting(tmp_path, dataset, views,
+                                                                       want):
+    runs = pd.DataFrame({"num_views": views, "fraction": [0.25] * 3 + [1.0] * 3,
+                         "seed": [0, 1, 2] * 2,
+                         "accuracy": [0.58, 0.60, 0.59, 0.60, 0.61, 0.62]})
+    summary = pd.DataFrame({"fraction": [0.25, 1.0], "accuracy_reported": [98.29, np.nan]})
+    nbk.write_table(runs, "viewpoint_fig6", tmp_path, {"dataset": dataset})
+    nbk.write_table(summary, "viewpoint_fig6_summary", tmp_path, {"dataset": dataset})
+    labels, level = claims.viewpoint_claims(tmp_path)
+    assert labels["verdict"] == claims.INCONCLUSIVE  # +2 points, 3 seeds each: not within +-1
+    assert level["verdict"] == want and level["reported"] == pytest.approx(98.29)
+    if want == claims.NOT_COMPARABLE:  # the mean accuracy at 25 %, with its interval
+        assert level["measured"] == pytest.approx(59.0) and level["ci_low"] < 59.0
+    else:  # measured minus reported, far below the margin
+        assert level["measured"] == pytest.approx(59.0 - 98.29)
