@@ -23,8 +23,7 @@ test: $(STAMP)
 # cpu (the converged study) fills the committed results/ and figures/; any other profile, the
 # default quick included, writes into out/<profile>/ and never touches them
 reproduce: $(STAMP)
-	$(PY) -m vscr_core.cli reproduce --profile $(PROFILE) \
-		$(if $(filter cpu,$(PROFILE)),,--out-dir out/$(PROFILE))
+	$(PY) -m vscr_core.cli reproduce --profile $(PROFILE)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

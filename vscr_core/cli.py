@@ -222,10 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_viewpoint)
 
     p = sub.add_parser("reproduce", help="execute every notebook (papermill) in a profile")
-    p.add_argument("--profile", default="quick", help="smoke | quick | paper")
+    p.add_argument("--profile", default="quick", help="smoke | quick | cpu | paper")
     p.add_argument("--out-dir", type=Path, default=None,
-                   help="where results/, figures/ and the executed notebooks go (default: the "
-                        "repository itself: the committed outputs)")
+                   help="where results/, figures/ and the executed notebooks go (default: "
+                        "out/<profile>/; for the cpu profile the repository itself, i.e. the "
+                        "committed outputs)")
     p.add_argument("--notebooks", nargs="+", default=None, metavar="PREFIX",
                    help="only these notebooks, by name or prefix (e.g. 02 03)")
     p.set_defaults(func=_cmd_reproduce)

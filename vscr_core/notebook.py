@@ -42,6 +42,8 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS, FIGURES_DIR = "results", "figures"
+# The profile whose outputs are the committed results/ and figures/ (the converged study).
+COMMITTED_PROFILE = "cpu"
 # Seeds a profile uses when the notebook's `seeds` parameter is None.
 DEFAULT_SEEDS = {"smoke": (0,), "quick": (0, 1, 2), "cpu": (0, 1, 2, 3, 4), "paper": (0, 1, 2)}
 # How many of those seeds Table 2's eight rows get: the cpu study affords two (each seed of its
@@ -257,14 +259,17 @@ def notebook_paths(only=None) -> list[Path]:
 def reproduce(profile: str = "quick", out_dir=None, only=None) -> list[Path]:
     """Execute the notebooks with papermill in `profile`, one after the other, printing a line
     per notebook and the notebooks' own lines (one per trained or reused run). Without out_dir
-    the notebooks are executed in place and fill the committed results/ and figures/; with it,
-    the executed copies, results/ and figures/ go there."""
+    the committed profile (COMMITTED_PROFILE) executes the notebooks in place and fills the
+    committed results/ and figures/, and every other profile writes into out/<profile>/; with
+    out_dir, the executed copies, results/ and figures/ go there."""
     import sys
 
     import papermill
 
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r}; expected one of {', '.join(PROFILES)}")
+    if out_dir is None and profile != COMMITTED_PROFILE:
+        out_dir = REPO_ROOT / "out" / profile  # never over the converged study's outputs
     paths = notebook_paths(only)
     params = {"profile": profile, **({"out_dir": str(Path(out_dir).resolve())} if out_dir else {})}
     written, tic = [], time.perf_counter()
