@@ -144,3 +144,11 @@ def test_the_cpu_profile_uses_the_mscl_form_its_committed_sweep_chose():
     assert len(sweep) == len(study.MSCL_SWEEP) and meta["profile"] == "cpu"
     t = profile("cpu").train
     assert study.mscl_choice(sweep) == (t.mscl_reduction, t.mscl_weight)
+
+
+def test_learning_curves_draw_every_seed_of_every_variant(tmp_path):
+    log = pd.DataFrame({"epoch": [1, 2, 3], "loss_id_b0": [5.0, 4.0, 3.0],
+                        "loss_id_b1": [5.1, 4.2, 3.1], "val_rank1": [10.0, 20.0, 25.0]})
+    logs = {(v, s): log + s for v in ("baseline", "vscr") for s in (0, 1)}
+    path = study.plot_learning_curves(logs, tmp_path / "curves.png", "t")
+    assert path.stat().st_size > 10_000

@@ -342,6 +342,12 @@ FIGURES: tuple[FigureEntry, ...] = (
                 "VSCR; measured mean and standard deviation over seeds beside the paper's "
                 "reported UAV-VeID validation figures.",
                 ("table3_view_adversary", "table4_variants", "table4_runs")),
+    FigureEntry("learning_curves", "03_view_ablation",
+                "Learning curves of Tables 3 and 4's models (profiles that validate every "
+                "epoch, the cpu study): each branch's ID loss and the validation rank-1 per "
+                "epoch, one line per seed. Whether each run converged is in "
+                "results/training_summary.csv (written by python -m vscr_core.study).",
+                ()),
     FigureEntry("fig7_cmc", "04_comparison",
                 "Fig. 7: CMC (ranks 1-20) on the test split of the notebook's UAV data set: "
                 "baseline and VSCR measured with one seed (solid), the paper's reported rank-1/5/"

@@ -169,8 +169,10 @@ def mscl_choice(sweep: pd.DataFrame) -> tuple[str, float] | None:
     return str(best["mscl_reduction"]), float(best["mscl_weight"])
 
 
-def plot_learning_curves(logs: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
-    """Per run: each branch's ID loss and the validation rank-1 against the epoch."""
+def plot_learning_curves(logs: dict[tuple[str, int], pd.DataFrame], path: Path, title: str
+                         ) -> Path:
+    """Per run, keyed (variant, seed): each branch's ID loss and the validation rank-1 against
+    the epoch; one colour per variant, one line per seed (dotted: side branches)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,14 +182,19 @@ def plot_learning_curves(logs: dict[str, pd.DataFrame], path: Path, title: str) 
 
     fig = Figure(figsize=(12, 4.4), layout="constrained")
     ax_loss, ax_val = fig.subplots(1, 2)
-    colours = dict(zip(logs, matplotlib.colormaps["tab10"].colors))
-    for name, log in logs.items():
+    variants = list(dict.fromkeys(v for v, _ in logs))
+    colours = dict(zip(variants, matplotlib.colormaps["tab10"].colors))
+    seen = set()
+    for (variant, _), log in logs.items():
+        label = None if variant in seen else variant
+        seen.add(variant)
         for c in sorted(c for c in log.columns if c.startswith("loss_id_b")):
-            ax_loss.plot(log["epoch"], log[c], color=colours[name],
+            ax_loss.plot(log["epoch"], log[c], color=colours[variant], lw=0.9,
                          ls="-" if c.endswith("b0") else ":",
-                         label=name if c.endswith("b0") else None)
+                         label=label if c.endswith("b0") else None)
         if "val_rank1" in log:
-            ax_val.plot(log["epoch"], log["val_rank1"], color=colours[name], label=name)
+            ax_val.plot(log["epoch"], log["val_rank1"], color=colours[variant], lw=0.9,
+                        label=label)
     ax_loss.set(xlabel="epoch", ylabel="ID loss per branch (dotted: side branches)",
                 title="ID loss")
     ax_val.set(xlabel="epoch", ylabel="validation rank-1 (%)", title="validation rank-1")
