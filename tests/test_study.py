@@ -11,7 +11,7 @@ import torch
 
 from vscr_core import study
 from vscr_core.config import profile
-from vscr_core.experiments import run_dir
+from vscr_core.experiments import RUNS_DIR, run_dir
 from vscr_core.model import build_model
 from vscr_core.train import (
     CHECKPOINT_NAME,
@@ -152,3 +152,20 @@ def test_learning_curves_draw_every_seed_of_every_variant(tmp_path):
     logs = {(v, s): log + s for v in ("baseline", "vscr") for s in (0, 1)}
     path = study.plot_learning_curves(logs, tmp_path / "curves.png", "t")
     assert path.stat().st_size > 10_000
+
+
+def test_plateau_gain_reads_the_fitted_line_not_two_noisy_points():
+    # 32 epochs: the last fifth is 6 epochs, read from epoch 26 on (7 evaluations)
+    flat_noisy = [50.0] * 25 + [60.0, 59.0, 60.0, 59.5, 60.0, 59.0, 61.2]
+    assert flat_noisy[-1] - flat_noisy[-7] > study.PLATEAU_POINTS  # the endpoints alone: +1.2
+    assert study.plateau_gain(flat_noisy, 32) < study.PLATEAU_POINTS
+    rising = [50.0] * 25 + [60.0 + 0.5 * i for i in range(7)]
+    assert study.plateau_gain(rising, 32) == pytest.approx(3.0)
+
+
+def test_study_runs_keep_their_folders_when_fields_are_added():
+    """Fields added to the config at their defaults leave the digest alone: the committed sweep
+    runs are still found (no silent retrain)."""
+    runs = RUNS_DIR
+    for cfg in study.sweep_configs(profile("cpu")):
+        assert (runs / run_dir(cfg).name / "config.json").is_file(), run_dir(cfg).name

@@ -101,6 +101,11 @@ def load_data(cfg: Config, **protocol) -> ReIDDataset:
     else:
         if d.root is None:
             raise ValueError(f"config field data.root: data set {d.dataset!r} needs its folder")
+        if d.csv is not None:
+            if d.dataset != "folder":
+                raise ValueError(f"config field data.csv: only the folder layout reads a CSV, "
+                                 f"not {d.dataset!r}")
+            protocol = {"csv": d.csv, **protocol}
         ds = data.load_dataset(d.dataset, d.root, **protocol)
     if d.view_labels is not None:
         ds = data.with_view_labels(ds, d.view_labels)

@@ -33,6 +33,9 @@ def _rows(path: Path, default_split: str | None) -> list[tuple[int, dict[str, st
     header = [c.lower() for c in rows[0][1]]
     if "path" in header and "pid" in header:
         names, rows = header, rows[1:]
+        if not rows:
+            raise DataError(f"{path}: a header and no rows; expected at least one row of "
+                            f"{','.join(names)}")
     else:
         names = list(COLUMNS)
     out = []
