@@ -69,45 +69,62 @@ def test_hostile_features_match_dense_reference(screen, one_match, junk, segment
 
 
 @pytest.mark.parametrize("screen", SCREENS)
+@pytest.mark.parametrize("junk", ["none", "same_camera"])
 @pytest.mark.parametrize("dim, radius", [(8, 256.0), (8, 1000.0), (64, 256.0)])
-def test_one_match_across_blocks_of_different_norms(screen, dim, radius):
+def test_one_match_across_blocks_of_different_norms(screen, junk, dim, radius):
     """Issue 12's construction: queries of norm R, each with its one match at distance about R
     (so of norm about R too), and distractors of norm 0.5-2, also at distance about R. The match's
-    screening error is that of its own large-norm block, not of the distractors' small one."""
+    screening error is that of its own large-norm block, not of the distractors' small one.
+    With junk, each query also has a same-id item in its own camera right beside it."""
     g = torch.Generator().manual_seed(int(radius) + dim)
     nq, nd = 30, 300
-    qf = radius * torch.nn.functional.normalize(torch.randn(nq, dim, generator=g), dim=1)
-    gf = qf + radius * torch.nn.functional.normalize(torch.randn(nq, dim, generator=g), dim=1)
-    d = torch.nn.functional.normalize(torch.randn(nd, dim, generator=g), dim=1)
-    d *= 0.5 + 1.5 * torch.rand(nd, 1, generator=g)
+
+    def unit(n):
+        return torch.nn.functional.normalize(torch.randn(n, dim, generator=g), dim=1)
+
+    qf = radius * unit(nq)
+    gf = qf + radius * unit(nq)
+    d = unit(nd) * (0.5 + 1.5 * torch.rand(nd, 1, generator=g))
     qp = gp = torch.arange(nq)
-    ref = reference(qf, torch.cat([gf, d]), qp, torch.cat([gp, torch.full((nd,), -1)]),
-                    junk="none")  # fmt: skip
-    as_distractors = _evaluate(qf, [gf, d], qp, gp, None, None, [nd], junk="none", screen=screen)
-    one_gallery = _evaluate(qf, [torch.cat([gf, d])], torch.arange(nq),
-                            torch.cat([gp, torch.full((nd,), -1)]), None, None, None, junk="none",
-                            screen=screen, gallery_chunk_size=16)  # fmt: skip
-    assert_same(as_distractors[0], ref)
-    assert_same(one_gallery[0], ref)
+    qc, gc = torch.zeros(nq, dtype=torch.int64), torch.ones(nq, dtype=torch.int64)
+    if junk == "same_camera":
+        gf, gp, gc = torch.cat([gf, qf + 0.01 * radius * unit(nq)]), qp.repeat(2), gc.repeat(2)
+        gc[nq:] = 0
+    data = qf, gf, qp, gp, qc, gc, d
+    ref = dense(*data, nd, junk)
+    as_distractors = evaluate(*data, [nd], junk=junk, screen=screen, max_rank=10)[0]
+    pad = torch.full((nd,), -1)
+    one_gallery = _evaluate(qf, [torch.cat([gf, d])], qp, torch.cat([gp, pad]), qc,
+                            torch.cat([gc, pad]), None, junk=junk, screen=screen,
+                            gallery_chunk_size=16, max_rank=10)[0]  # fmt: skip
+    assert_same(as_distractors, ref)
+    assert_same(one_gallery, ref)
 
 
 @pytest.mark.parametrize("screen", SCREENS)
 @pytest.mark.parametrize("magnitude", [3e19, 1e30, 3e36, 1e-30])
-def test_norms_outside_the_screen_range(screen, magnitude):
+@pytest.mark.parametrize("junk", ["none", "same_camera"])
+def test_norms_outside_the_screen_range(screen, magnitude, junk):
     """Finite features whose squared norms overflow float32 (or whose distances all lie below
-    the screen's absolute error floor) are screened scaled, and still ranked exactly; a gallery
-    row at 1e-40 (lost to underflow when scaled down) and zero rows are ranked exactly too."""
+    the screen's absolute error floor) are screened scaled, and still ranked exactly, with and
+    without a distractor segment; rows at 1e-40 (lost to underflow when scaled down) and zero
+    rows are ranked exactly too."""
     g = torch.Generator().manual_seed(int(abs(torch.tensor(magnitude).log10())))
     centres = torch.randn(5, 8, generator=g)
-    qp, gp = torch.arange(12) % 5, torch.arange(16) % 5
+    qp, gp, dp = torch.arange(12) % 5, torch.arange(16) % 5, torch.arange(10) % 5
     qf = magnitude * (centres[qp] + 0.7 * torch.randn(12, 8, generator=g))
     gf = magnitude * (centres[gp] + 0.7 * torch.randn(16, 8, generator=g))
-    gf[3], gf[4], qf[2] = 0, 1e-40, 1e-39  # query 2: nearest to the zero and subnormal rows
-    assert torch.isfinite(qf).all() and torch.isfinite(gf).all()
-    for junk, one in (("none", False), ("none", True)):
-        if one:  # one match per query: the one-match path
-            qf, qp, gp = qf[:5], qp[:5], torch.cat([torch.arange(5), torch.full((11,), -1)])
-        ref = reference(qf, gf, qp, gp, junk=junk)
-        got = _evaluate(qf, [gf], qp, gp, None, None, None, junk=junk, screen=screen,
-                        gallery_chunk_size=8)[0]  # fmt: skip
-        assert_same(got, ref)
+    dist = magnitude * (centres[dp] + 0.7 * torch.randn(10, 8, generator=g))
+    gf[3], gf[4], qf[2], dist[0], dist[1] = 0, 1e-40, 1e-39, 0, 1e-40  # query 2: nearest to them
+    qc, gc = torch.randint(0, 3, (12,), generator=g), torch.randint(0, 3, (16,), generator=g)
+    assert torch.isfinite(torch.cat([qf, gf, dist])).all()
+    many = qf, gf, qp, gp, qc, gc, dist
+    # one match per query (in another camera): the one-match path, forced
+    gp1 = torch.cat([torch.arange(5), torch.full((11,), -1)])
+    one = qf[:5], gf, qp[:5], gp1, (gc[:5] + 1) % 3, gc, dist
+    for data, fast in ((many, None), (one, True)):
+        for segments in ([0], [0, 4, 10]):
+            got = evaluate(*data, segments, junk=junk, screen=screen, gallery_chunk_size=8,
+                           max_rank=10, fast=fast)  # fmt: skip
+            for m, n in zip(got, segments, strict=True):
+                assert_same(m, dense(*data, n, junk))
