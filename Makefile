@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
 
-.PHONY: install test reproduce bench lint clean
+.PHONY: install test reproduce bench gpu-check lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ reproduce: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# On the GPU machine: its own python3 (torch, torchvision), no venv there, nothing to install.
+# Writes $OUT/gpu_check.json when OUT is set.
+gpu-check:
+	PYTHONPATH=. python3 benchmarks/gpu_check.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check vscr_core tests benchmarks

@@ -42,7 +42,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 SCREENS = ("auto", "bf16", "fp32", "fp64")
 _DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp64": torch.float64}
@@ -432,7 +431,11 @@ def match_counts(
 
         if progress is None:
             progress = len(q) * gallery.size >= _PROGRESS_PAIRS
-        bar = tqdm(total=len(q), desc="rank", unit="query", disable=not progress, leave=False)
+        bar = None  # without a bar, no tqdm: the core runs where tqdm is not installed
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(q), desc="rank", unit="query", leave=False)
         q0 = 0
         while q0 < len(q):
             n = min(probe if q0 == 0 else chunk_size, len(q) - q0)
@@ -466,8 +469,10 @@ def match_counts(
             all_rows.append(ch.mr + q0)
             all_counts.append(counts)
             q0 += n
-            bar.update(n)
-        bar.close()
+            if bar is not None:
+                bar.update(n)
+        if bar is not None:
+            bar.close()
         return MatchCounts(torch.cat(all_rows), torch.cat(all_counts), len(q))
 
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from vscr_core import _rank
 from vscr_core.data.vehicleid import vehicleid_split
@@ -341,6 +340,8 @@ def extract_features(
     was_training = getattr(model, "training", False)
     if isinstance(model, torch.nn.Module):
         model.eval().to(device, memory_format=memory_format)
+    from tqdm.auto import tqdm  # here, not at the top: the core imports without tqdm
+
     feats = []
     try:
         with torch.inference_mode(), torch.autocast(device.type, low, enabled=low is not None):

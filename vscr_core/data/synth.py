@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from tqdm.auto import tqdm
 
 from .types import VIEW_NAMES
 from .uav_veid import (
@@ -823,6 +822,8 @@ def generate_dataset(out_dir, preset: str = "quick", seed: int = 0,
     rows: dict[int, str] = {}  # image index -> metadata row
     args = ((job, settings, seed, str(tmp), len(jobs)) for job in [*jobs, *range(n_distr)])
     workers = workers or os.cpu_count() or 1
+    from tqdm.auto import tqdm  # here, not at the top: the core imports without tqdm
+
     bar = tqdm(total=total, desc=f"synth {preset}", unit="img", disable=not progress)
     if workers > 1 and total >= POOL_MIN_JOBS:
         # fork where it is safe (Linux; workers use only numpy and PIL, no threads of the
