@@ -177,3 +177,34 @@ def printed(notebook: dict) -> str:
     """Everything an executed notebook printed (stream outputs)."""
     return "".join("".join(o.get("text", "")) for c in notebook["cells"]
                    for o in c.get("outputs", []))
+
+
+# ------------------------------------------------------------- real photographs (khoa_trees.py)
+
+
+@pytest.fixture(scope="session")
+def khoa_sample():
+    """The Khoa vehicles the real-photo trees hold (tests/khoa_trees.py: 60 training vehicles
+    from train.txt, 30 test vehicles from val.txt, 10 distractor vehicles)."""
+    from khoa_trees import KHOA, sample_vehicles
+
+    if not KHOA.is_dir():
+        pytest.skip(f"real-photo sample not present at {KHOA}")
+    return sample_vehicles()
+
+
+@pytest.fixture(scope="session")
+def khoa_trees(khoa_sample, tmp_path_factory) -> dict[str, Path]:
+    """{"uav_veid", "uav_veid_labels", "veri776", "vehicleid", "veriwild", "folder"} -> root
+    of a tree of khoa_sample in that layout, built once per session (see tests/khoa_trees.py)."""
+    from khoa_trees import build_trees
+
+    return build_trees(tmp_path_factory.mktemp("khoa"), khoa_sample)
+
+
+@pytest.fixture(scope="session")
+def khoa_folder_csv(khoa_trees) -> Path:
+    """The CSV (path,pid,camid,split) of khoa_trees["folder"]."""
+    from khoa_trees import FOLDER_CSV
+
+    return khoa_trees["folder"] / FOLDER_CSV

@@ -35,12 +35,14 @@ def need_file(path: Path, what: str) -> Path:
 
 
 def first_existing(root: Path, candidates: Iterable[str], what: str) -> Path:
-    """The first of several accepted names for one file (datasets circulate in variants)."""
+    """The first of several accepted names for one file (datasets circulate in variants); when
+    none exists, the error names the first, the layout's own name."""
     candidates = list(candidates)
     for name in candidates:
         if (root / name).is_file():
             return root / name
-    raise DataError(f"{root}: missing {what}; expected one of {', '.join(candidates)}")
+    raise DataError(f"{root / candidates[0]}: missing file; expected {what} (also accepted under "
+                    f"{root}: {', '.join(candidates[1:])})")
 
 
 def read_rows(path: Path, sep: str | None = None) -> list[tuple[int, list[str]]]:

@@ -57,7 +57,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 def _read_split(root: Path, sub: str, index: FolderIndex) -> tuple[list[Sample], dict[str, int]]:
     folder = need_dir(root / SPLIT_DIRS[sub], f"the {sub} images of a UAV-VeID tree")
-    listing = first_existing(root, LIST_CANDIDATES[sub], f"the {sub} label list")
+    listing = first_existing(root, LIST_CANDIDATES[sub], f"the UAV-VeID {sub} label list")
     samples, line_of = [], {}
     for line, name, pid in name_id_rows(listing, "'<image name> <vehicle id>'"):
         if pid == -1:  # unlabelled box

@@ -23,7 +23,7 @@ VEHICLEID_DRAWS = 10  # the protocol's repetitions
 
 
 def _read(root: Path, listing: Path, index: FolderIndex) -> list[Sample]:
-    need_file(listing, "a list of '<image name> <vehicle id>' lines")
+    need_file(listing, "a VehicleID list of '<image name> <vehicle id>' lines")
     out = []
     for line, name, vid in name_id_rows(listing, "'<image name> <vehicle id>'"):
         name = name if "." in name else f"{name}.jpg"

@@ -25,16 +25,18 @@ def _parse(name: str, listed_in, line: int | None) -> tuple[int, int]:
     m = NAME.match(name)
     if m is None:
         raise DataError(f"{where(listed_in, line)}: image name {name!r} does not match "
-                        "VVVV_cCCC_TTTTTTTT_F.jpg (vehicle id, camera)")
+                        "VeRi-776's VVVV_cCCC_TTTTTTTT_F.jpg (vehicle id, camera)")
     return int(m.group(1)), int(m.group(2))
 
 
 def load_veri776(root) -> ReIDDataset:
     root = need_dir(Path(root), "a VeRi-776 folder (image_train/, image_query/, image_test/)")
+    # every folder before any name: another layout's tree fails on the folder it lacks
+    folders = {split: need_dir(root / sub, f"the VeRi-776 {split} images")
+               for split, sub in SPLITS.items()}
     index = FolderIndex()
     splits = {}
-    for split, sub in SPLITS.items():
-        folder = need_dir(root / sub, f"the VeRi-776 {split} images")
+    for split, folder in folders.items():
         listing = root / LISTS[split]
         if listing.is_file():
             rows = [(line, cols[0]) for line, cols in read_rows(listing)]

@@ -21,7 +21,7 @@ SUBSETS = {"small": 3000, "medium": 5000, "large": 10000}
 
 def _cameras(path: Path) -> dict[str, int]:
     """'vid/img' -> camera, from vehicle_info.txt."""
-    need_file(path, "'id/image;camera;...' rows")
+    need_file(path, "VERI-Wild's cameras, rows 'id/image;camera;...'")
     cams = {}
     for i, (line, cols) in enumerate(read_rows(path, sep=";")):
         if len(cols) < 2 or "/" not in cols[0] or not cols[1].isdigit():
@@ -34,7 +34,7 @@ def _cameras(path: Path) -> dict[str, int]:
 
 
 def _read(root: Path, listing: Path, cams: dict[str, int], index: FolderIndex) -> list[Sample]:
-    need_file(listing, "rows 'vid/image'")
+    need_file(listing, "a VERI-Wild list of rows 'vid/image'")
     out = []
     for line, cols in read_rows(listing):
         key = cols[0].rsplit(".", 1)[0]
