@@ -296,10 +296,14 @@ def test_statistics(uav_veid_tree):
 
 def test_with_view_labels(tmp_path, veri776_tree):
     ds = load_dataset("veri776", veri776_tree)
-    f = write_lines(tmp_path / "views.csv", ["path,view,num_views",
-                                             f"{ds.train[0].path},2,3", f"{ds.train[1].path},1,3"])
+    views = [2, 1, -1, -1]  # -1: the classifier left it unknown
+    f = write_lines(tmp_path / "views.csv", ["path,view,num_views", *(
+        f"{s.path},{v},3" for s, v in zip(ds.train, views, strict=True))])
     labelled = with_view_labels(ds, f)
-    assert labelled.num_views == 3 and [s.view for s in labelled.train] == [2, 1, -1, -1]
+    assert labelled.num_views == 3 and [s.view for s in labelled.train] == views
+    write_lines(f, ["path,view,num_views", f"{ds.train[0].path},2,3"])
+    with pytest.raises(DataError, match=f"no view for the training image {ds.train[1].path}"):
+        with_view_labels(ds, f)
     write_lines(f, ["path,view,num_views", f"{ds.train[0].path},3,3"])
     with pytest.raises(DataError, match=r"views.csv:2: view 3 of 3 classes"):
         with_view_labels(ds, f)

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vscr_core.data.registry import dataset_spec
 from vscr_core.model import feature_dim
-from vscr_core.variants import TABLE2, TABLE3, TABLE4, VARIANTS
+from vscr_core.variants import TABLE2, TABLE4, VARIANTS, table3_variants
 
 METRICS = ("rank1", "rank5", "rank10", "mAP")
 
@@ -44,9 +45,6 @@ REPORTED_TABLE4 = {
     "vscr": {"uav_veid": (91.98, 98.86, 99.37, 95.21), "veri776": (94.11, 97.85, 98.56, 75.53),
              "vehicleid": (74.58, 87.12, 92.09, 78.78)},
 }
-# The reported column a measured data set is set beside: the synthetic set stands in for UAV-VeID.
-REPORTED_AS = {"synth": "uav_veid", "uav_veid": "uav_veid", "veri776": "veri776",
-               "vehicleid": "vehicleid"}
 _REPORTED_NAMES = {"uav_veid": "UAV-VeID val", "veri776": "VeRi-776", "vehicleid": "VehicleID"}
 
 
@@ -70,7 +68,7 @@ def summarise(runs: pd.DataFrame, names, dataset: str, chance: dict,
               metrics=METRICS, reported: dict | None = None) -> pd.DataFrame:
     """One row per variant: measured mean and std over seeds, the paper's reported figures for
     the data set the measured one stands for, and chance, all in %."""
-    reported_key = REPORTED_AS.get(dataset)
+    reported_key = dataset_spec(dataset).reported_as  # the synthetic set stands for UAV-VeID
     rows = []
     for name in names:
         r = runs[runs["variant"] == name]
@@ -94,8 +92,9 @@ def table2(runs: pd.DataFrame, dataset: str, chance: dict) -> pd.DataFrame:
     return summarise(runs, TABLE2, dataset, chance, ("rank1", "mAP"), REPORTED_TABLE2)
 
 
-def table3(runs: pd.DataFrame, dataset: str, chance: dict) -> pd.DataFrame:
-    return summarise(runs, TABLE3, dataset, chance, METRICS, REPORTED_TABLE4)
+def table3(runs: pd.DataFrame, dataset: str, chance: dict, num_views: int) -> pd.DataFrame:
+    """Table 3 on a data set with `num_views` view classes (variants.table3_variants)."""
+    return summarise(runs, table3_variants(num_views), dataset, chance, METRICS, REPORTED_TABLE4)
 
 
 def table4(runs: pd.DataFrame, dataset: str, chance: dict) -> pd.DataFrame:

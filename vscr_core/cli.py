@@ -132,7 +132,7 @@ def _viewpoint_data(args):
         return synthetic_dataset(args.preset, seed=0, root=args.root)
     if args.root is None:
         raise ValueError(f"--root is needed for data set {args.dataset!r}")
-    return load_dataset(args.dataset, args.root)
+    return load_dataset(args.dataset, args.root, **({"csv": args.csv} if args.csv else {}))
 
 
 def _cmd_viewpoint(args) -> None:
@@ -174,10 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("train", help="train VSCR or a variant from a profile")
-    p.add_argument("--profile", default="quick", help="smoke | quick | paper")
+    p.add_argument("--profile", default="quick", help="smoke | quick | cpu | paper")
     p.add_argument("--out", required=True, type=Path, help="run folder (resumed if unfinished)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="config overrides, e.g. model.dilations=1, train.epochs=5")
+                   help="config overrides, e.g. model.dilations=1, train.epochs=5; "
+                        "data.dataset=veri776 data.root=DIR (data.csv=FILE for a folder) also "
+                        "brings that data set's view classes and random erasing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -211,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["train", "label", "fig6"])
     p.add_argument("--dataset", default="synth", help="synth | uav_veid | veri776 | ...")
     p.add_argument("--root", type=Path, default=None, help="the data set's folder")
+    p.add_argument("--csv", type=Path, default=None, help="dataset folder: its CSV of crops")
     p.add_argument("--preset", default="quick", help="synthetic preset (dataset synth, fig6)")
     p.add_argument("--num-views", type=int, default=4, help="4, 3 (front/side/rear) or 2")
     p.add_argument("--image-size", type=int, default=64)

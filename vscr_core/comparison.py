@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vscr_core.data.registry import DATASETS, dataset_spec
 from vscr_core.evaluate import chance_level, protocol_counts
 from vscr_core.experiments import measured_chance
 from vscr_core.files import save_figure
@@ -31,9 +32,6 @@ from vscr_core.files import save_figure
 MODELS = ("baseline", "vscr")  # the variants compared with the paper (variants.VARIANTS)
 LABELS = {"baseline": "baseline (this project)", "vscr": "VSCR (this project)"}
 METRICS = ("rank1", "rank5", "rank10", "mAP")
-DATASET_NAMES = {"synth": "synthetic UAV set", "uav_veid": "UAV-VeID", "veri776": "VeRi-776",
-                 "vehicleid": "VehicleID", "veriwild": "VERI-Wild"}
-
 
 # ---------------------------------------------------------------------------------------------
 # The paper's reported numbers (Teng et al., IJCV 2021, Tables 5-8). None: "–" in the paper.
@@ -124,7 +122,6 @@ class PaperTable:
     number: int
     name: str  # results/<name>.csv, the FIGURES registry's name
     paper_dataset: str  # the data set key of the paper's table
-    measured_on: tuple[str, ...]  # notebook `dataset` values whose measured rows it shows
     protocols: tuple[tuple[str | None, dict], ...]  # (subset, loader protocol) per measurement
     reported: tuple[dict, ...]
     # the paper's protocol for its chance row: per subset (matches per query, gallery size,
@@ -132,8 +129,12 @@ class PaperTable:
     paper_chance: dict
 
     @property
+    def paper_name(self) -> str:
+        return dataset_spec(self.paper_dataset).display
+
+    @property
     def title(self) -> str:
-        return f"Table {self.number}: {DATASET_NAMES[self.paper_dataset]}"
+        return f"Table {self.number}: {self.paper_name}"
 
 
 def _rows5():
@@ -160,18 +161,18 @@ def _rows8():
 # images as the training set's mean (277,797 images / 30,671 ids, Sect. 3.1.3), about 9.
 _WILD_M = round(277_797 / 30_671)
 TABLES: dict[int, PaperTable] = {
-    5: PaperTable(5, "table5_uav_test", "uav_veid", ("synth", "uav_veid"),
+    5: PaperTable(5, "table5_uav_test", "uav_veid",
                   ((None, {"split": "test"}),), _rows5(),
                   {None: (1, 2_208, True, "one gallery image for each of 2,208 test ids")}),
-    6: PaperTable(6, "table6_veri776", "veri776", ("veri776",), ((None, {}),),
+    6: PaperTable(6, "table6_veri776", "veri776", ((None, {}),),
                   _rows67(REPORTED_TABLE6),
                   {None: (round(11_579 / 200), 11_579, False,
                           "11,579 gallery images of 200 ids: about 58 true matches per query; "
                           "the same-camera junk rule ignored")}),
-    7: PaperTable(7, "table7_vehicleid", "vehicleid", ("vehicleid",), ((None, {}),),
+    7: PaperTable(7, "table7_vehicleid", "vehicleid", ((None, {}),),
                   _rows67(REPORTED_TABLE7),
                   {None: (1, 2_400, True, "one gallery image for each of 2,400 ids")}),
-    8: PaperTable(8, "table8_veriwild", "veriwild", ("veriwild",),
+    8: PaperTable(8, "table8_veriwild", "veriwild",
                   tuple((s, {"subset": s}) for s in VERIWILD_SUBSETS), _rows8(),
                   {s: (_WILD_M, _WILD_M * n, False,
                        f"{n:,} ids with about {_WILD_M} gallery images each (the training "
@@ -198,8 +199,9 @@ def _pct(x):
 
 
 def needs_note(table: PaperTable) -> str:
-    keys = " or ".join(f"dataset={d!r}" for d in table.measured_on if d != "synth")
-    return f"needs {keys} with data_root (the {DATASET_NAMES[table.paper_dataset]} folder)"
+    keys = " or ".join(f"dataset={name!r}" for name, spec in DATASETS.items()
+                       if spec.reported_as == table.paper_dataset and spec.loader is not None)
+    return f"needs {keys} with data_root (the {table.paper_name} folder)"
 
 
 def build_table(run, number, models=MODELS) -> pd.DataFrame:
@@ -210,17 +212,17 @@ def build_table(run, number, models=MODELS) -> pd.DataFrame:
     run.metrics (experiments.run, cached in the run folder)."""
     t = paper_table(number)
     source = f"reported (paper Table {t.number})"
-    paper_name = DATASET_NAMES[t.paper_dataset]
+    paper_name = t.paper_name
     rows = [{**r, "source": source, "evaluated_on": f"{paper_name} (paper)", "variant": None,
              "note": ""} for r in t.reported]
-    measured = run.dataset in t.measured_on
+    measured = dataset_spec(run.dataset).reported_as == t.paper_dataset
     seed = run.seeds[0]
     for subset, protocol in t.protocols:
         if measured:
             chance = measured_chance(run.config, protocol)
             d = run.config.data
             on = (f"synthetic set (preset {d.synth_preset}, generator seed {d.synth_seed})"
-                  if run.dataset == "synth" else DATASET_NAMES[run.dataset])
+                  if run.dataset == "synth" else dataset_spec(run.dataset).display)
             on += f", {'/'.join(str(v) for v in protocol.values()) or 'test'}"
         for name in models:
             row = {"method": LABELS.get(name, name), "backbone": run.config.model.backbone,
@@ -274,7 +276,7 @@ def _test_split(run):
     clear error for other data sets."""
     from vscr_core.train import load_data
 
-    if run.dataset not in ("synth", "uav_veid"):
+    if not dataset_spec(run.dataset).splits:
         raise ValueError(f"the test split with one gallery image per id and its distractors is "
                          f"UAV-VeID's protocol: dataset must be 'synth' or 'uav_veid', got "
                          f"{run.dataset!r}")
@@ -309,7 +311,7 @@ def cmc_curves(run, models=MODELS, max_rank: int = 20) -> pd.DataFrame:
     rows (variant, method, rank, cmc). Empty (with the columns) for other data sets, whose
     notebooks have no UAV test split to draw."""
     cols = ["variant", "method", "rank", "cmc", "evaluated_on", "queries", "gallery"]
-    if run.dataset not in ("synth", "uav_veid"):
+    if not dataset_spec(run.dataset).splits:
         return pd.DataFrame(columns=cols)
     rows = []
     for name in models:
@@ -363,7 +365,7 @@ def statement(tables: dict[int, pd.DataFrame], curves: pd.DataFrame) -> str:
         t = paper_table(number)
         meas = df[df["source"] == "measured"]
         if meas["rank1"].isna().all():
-            lines.append(f"Table {number} ({DATASET_NAMES[t.paper_dataset]}): reported rows only; "
+            lines.append(f"Table {number} ({t.paper_name}): reported rows only; "
                          f"its measured rows {needs_note(t).replace('needs', 'need', 1)}.")
             continue
         groups = meas.groupby("subset", sort=False) if "subset" in meas else [(None, meas)]
@@ -386,7 +388,7 @@ def statement(tables: dict[int, pd.DataFrame], curves: pd.DataFrame) -> str:
                     rep_v = rep_v[rep_v["subset"] == subset]
                 lines.append(f"  VSCR minus baseline: {d:+.2f} rank-1 points. The paper reports "
                              f"VSCR at {rep_v['rank1'].iloc[0]:.2f} % rank-1 on "
-                             f"{DATASET_NAMES[t.paper_dataset]}"
+                             f"{t.paper_name}"
                              + (f" ({subset})" if subset else "")
                              + (" (a different, real data set)" if number == 5
                                 and "synthetic" in where else "") + ".")
@@ -503,7 +505,7 @@ def fig8_statement(df: pd.DataFrame) -> str:
 
 
 __all__ = [
-    "DATASET_NAMES", "LABELS", "METRICS", "MODELS", "REPORTED_TABLE5", "REPORTED_TABLE6",
+    "LABELS", "METRICS", "MODELS", "REPORTED_TABLE5", "REPORTED_TABLE6",
     "REPORTED_TABLE7", "REPORTED_TABLE8", "TABLES", "PaperTable", "VERIWILD_SUBSETS",
     "build_table", "cmc_curves", "distractor_counts", "distractor_table",
     "fig8_statement", "needs_note", "paper_table", "plot_cmc",

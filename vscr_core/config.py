@@ -12,7 +12,6 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-DATASETS = ("synth", "uav_veid", "veri776", "vehicleid", "veriwild", "folder")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 MSCL_REDUCTIONS = ("sum", "mean")
@@ -25,7 +24,7 @@ ADDED_AT_DEFAULT = {"data.csv": None}
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "synth"  # one of DATASETS; "synth" is the project's generated UAV data set
+    dataset: str = "synth"  # a key of data.registry.DATASETS; "synth": the generated UAV set
     root: str | None = None  # data folder; for "synth" None means the cache under data/
     synth_preset: str = "quick"  # generator preset when dataset == "synth"
     synth_seed: int = 0  # generator seed: the synthetic data set is part of the experiment
@@ -147,7 +146,9 @@ def _check(ok: bool, field_name: str, message: str) -> None:
 
 def _validate(cfg: Config) -> None:
     d, m, t = cfg.data, cfg.model, cfg.train
-    _check(d.dataset in DATASETS, "data.dataset", f"{d.dataset!r} is not one of {DATASETS}")
+    from vscr_core.data.registry import DATASETS  # the data package, not needed at import
+
+    _check(d.dataset in DATASETS, "data.dataset", f"{d.dataset!r} is not one of {list(DATASETS)}")
     _check(len(d.image_size) == 2 and min(d.image_size) >= 16, "data.image_size",
            f"expected (H, W) of at least 16 px, got {d.image_size}")
     _check(m.backbone in BACKBONES, "model.backbone", f"{m.backbone!r} is not one of {BACKBONES}")
@@ -237,9 +238,21 @@ PROFILES: dict[str, Config] = {"smoke": SMOKE, "quick": QUICK, "cpu": CPU, "pape
 
 
 def profile(name: str, **overrides: Any) -> Config:
-    """A named profile with dotted overrides, e.g. `profile("quick", **{"train.seed": 1})`."""
+    """A named profile with dotted overrides, e.g. `profile("quick", **{"train.seed": 1})`.
+    Naming another data set (`data.dataset`) also brings the paper's choices for it, its view
+    classes and random erasing (vscr_core.data.registry), and no per-epoch validation where it
+    has no validation split, unless the overrides set them."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    if "data.dataset" in overrides:
+        from vscr_core.data.registry import dataset_spec
+
+        spec = dataset_spec(overrides["data.dataset"])
+        overrides = {"data.random_erasing": spec.random_erasing, **overrides}
+        if spec.num_views is not None:
+            overrides = {"model.num_views": spec.num_views, **overrides}
+        if not spec.splits:  # no validation split to draw a learning curve from
+            overrides = {"train.val_split": None, **overrides}
     return PROFILES[name].override(**overrides) if overrides else PROFILES[name]
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from vscr_core import evaluate
 from vscr_core.config import Config
+from vscr_core.data.registry import dataset_spec
 from vscr_core.data.types import ReIDDataset
 from vscr_core.files import atomic_write_bytes
 from vscr_core.train import (
@@ -34,31 +35,34 @@ def run_dir(cfg: Config, runs_dir: str | Path | None = None) -> Path:
 
 def evaluate_model(model, cfg: Config, ds: ReIDDataset, *, num_distractors: int = 0,
                    progress: bool = True) -> dict:
-    """Rank metrics of `model` on the query/gallery of `ds` with the protocol of cfg.data.dataset
-    (UAV-VeID and the synthetic set: no junk rule, optional distractors; VeRi-776 and VERI-Wild:
-    same-camera junk; VehicleID: 10 seeded gallery draws over the test list)."""
+    """Rank metrics of `model` on the query/gallery of `ds` under the protocol of its data set
+    (data.registry): repeated gallery draws over the test list (VehicleID), optional distractors
+    (UAV-VeID and the synthetic set), the same-camera junk rule where it applies."""
     device = resolve_device(cfg.train.device)
-    name = cfg.data.dataset
-    if name == "vehicleid":  # the whole test list in path order; the evaluator redoes the draws
+    spec = dataset_spec(cfg.data.dataset)
+    if spec.gallery_draws:  # the whole test list in path order; the evaluator redoes the draws
         test = sorted(ds.query + ds.gallery)
-        result = evaluate.evaluate_vehicleid(features(model, test, cfg, device, progress),
-                                             [s.pid for s in test])
-        return {**result.mean, **{f"{k}_std": v for k, v in result.std.items()}}
+        pids = [s.pid for s in test]
+        result = evaluate.evaluate_vehicleid(features(model, test, cfg, device, progress), pids,
+                                             num_draws=spec.gallery_draws)
+        # each draw: one gallery image per id, every other image a query
+        return {**result.mean, **{f"{k}_std": v for k, v in result.std.items()},
+                "num_queries": len(pids) - len(set(pids)), "num_draws": spec.gallery_draws}
+    _check_distractors(ds, num_distractors)
     q = features(model, ds.query, cfg, device, progress)
     g = features(model, ds.gallery, cfg, device, progress)
-    q_pids = [s.pid for s in ds.query]
-    g_pids = [s.pid for s in ds.gallery]
-    if name in ("synth", "uav_veid"):
-        if num_distractors > len(ds.distractors):
-            raise ValueError(f"{num_distractors} distractors asked for, {ds.name} has "
-                             f"{len(ds.distractors)}")
-        d = (features(model, ds.distractors[:num_distractors], cfg, device, progress)
-             if num_distractors else None)
+    q_pids, g_pids = [s.pid for s in ds.query], [s.pid for s in ds.gallery]
+    if num_distractors:  # only UAV-VeID-style sets have them: no junk rule
+        d = features(model, ds.distractors[:num_distractors], cfg, device, progress)
         return evaluate.evaluate_uav_veid(q, g, q_pids, g_pids, distractor_feats=d).as_dict()
-    q_cams = [s.camid for s in ds.query]
-    g_cams = [s.camid for s in ds.gallery]
-    junk = "none" if -1 in q_cams + g_cams else "same_camera"  # folder layouts may lack cameras
-    return evaluate.rank_metrics(q, g, q_pids, g_pids, q_cams, g_cams, junk=junk).as_dict()
+    q_cams, g_cams = [s.camid for s in ds.query], [s.camid for s in ds.gallery]
+    return evaluate.rank_metrics(q, g, q_pids, g_pids, q_cams, g_cams,
+                                 junk=spec.junk_rule(q_cams + g_cams)).as_dict()
+
+
+def _check_distractors(ds: ReIDDataset, n: int) -> None:
+    if n > len(ds.distractors):
+        raise ValueError(f"{n} distractors asked for, {ds.name} has {len(ds.distractors)}")
 
 
 def trained_model(cfg: Config, runs_dir: str | Path | None = None, progress: bool = True):
@@ -67,8 +71,9 @@ def trained_model(cfg: Config, runs_dir: str | Path | None = None, progress: boo
 
 
 def default_protocol(cfg: Config) -> dict:
-    """UAV-VeID and the synthetic set: the validation split; the others: their test protocol."""
-    return {"split": "val"} if cfg.data.dataset in ("synth", "uav_veid") else {}
+    """The validation split where the data set has one (UAV-VeID, the synthetic set); the
+    others: their test protocol."""
+    return dataset_spec(cfg.data.dataset).protocol("val")
 
 
 def run(cfg: Config, *, protocol: dict | None = None, num_distractors: int = 0,
@@ -104,22 +109,16 @@ def measured_chance(cfg: Config, protocol: dict | None = None, num_distractors: 
     """chance_level of the data set and protocol that experiments.run evaluates (`cfg` names
     the data set), plus its query and gallery counts. Only list files are read."""
     ds = load_data(cfg, **(default_protocol(cfg) if protocol is None else protocol))
-    name = cfg.data.dataset
-    if name == "vehicleid":  # every draw: one gallery image per id, the rest queries
+    spec = dataset_spec(cfg.data.dataset)
+    if spec.gallery_draws:  # every draw: one gallery image per id, the rest queries
         pids = [s.pid for s in ds.query + ds.gallery]
         g = len(set(pids))
         m, n = np.ones(len(pids) - g, dtype=np.int64), np.full(len(pids) - g, g)
     else:
-        qp, gp = [s.pid for s in ds.query], [s.pid for s in ds.gallery]
+        _check_distractors(ds, num_distractors)
         qc, gc = [s.camid for s in ds.query], [s.camid for s in ds.gallery]
-        if name in ("synth", "uav_veid"):
-            if num_distractors > len(ds.distractors):
-                raise ValueError(f"{num_distractors} distractors asked for, {ds.name} has "
-                                 f"{len(ds.distractors)}")
-            junk = "none"
-        else:
-            junk = "none" if -1 in qc + gc else "same_camera"
-        m, n = evaluate.protocol_counts(qp, gp, qc, gc, junk=junk)
+        m, n = evaluate.protocol_counts([s.pid for s in ds.query], [s.pid for s in ds.gallery],
+                                        qc, gc, junk=spec.junk_rule(qc + gc))
         n = n + num_distractors
     gallery = int(n.max()) if len(n) else 0
     return {**evaluate.chance_level(m, n), "queries": len(m), "gallery": gallery}

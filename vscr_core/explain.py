@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from vscr_core.config import Config
+from vscr_core.data.registry import dataset_spec
 from vscr_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, load_image
 from vscr_core.data.types import ReIDDataset, Sample
 from vscr_core.files import save_figure
@@ -49,17 +50,11 @@ def trained_models(run, names: tuple[str, ...] = MODELS, progress: bool = True) 
     return {name: run.trained_model(name, progress=progress) for name in names}
 
 
-def test_protocol(dataset: str) -> dict:
-    """Loader arguments of a data set's test split: UAV-VeID and the synthetic set have a val and
-    a test split; the other loaders give their test protocol by default."""
-    return {"split": "test"} if dataset in ("synth", "uav_veid") else {}
-
-
 def test_data(run) -> ReIDDataset:
     """The query and gallery of the test split of the run's data set."""
     from vscr_core.train import load_data
 
-    ds = load_data(run.config, **test_protocol(run.dataset))
+    ds = load_data(run.config, **dataset_spec(run.dataset).protocol("test"))
     if not ds.query or not ds.gallery:
         raise ValueError(f"{ds.name}: the test split needs queries and a gallery; got "
                          f"{len(ds.query)} queries and {len(ds.gallery)} gallery images")
@@ -67,12 +62,9 @@ def test_data(run) -> ReIDDataset:
 
 
 def junk_rule(dataset: str, ds: ReIDDataset) -> str:
-    """The evaluation's junk rule (as experiments.evaluate_model): same-camera gallery images of
-    the query's id are ignored on VeRi-776 and VERI-Wild when the cameras are known."""
-    if dataset in ("synth", "uav_veid", "vehicleid"):
-        return "none"
-    cams = [s.camid for s in ds.query + ds.gallery]
-    return "none" if -1 in cams else "same_camera"
+    """The evaluation's junk rule for `ds` (as experiments.evaluate_model): the data set's rule,
+    where the cameras of its queries and gallery are known."""
+    return dataset_spec(dataset).junk_rule([s.camid for s in ds.query + ds.gallery])
 
 
 def display_image(x: torch.Tensor) -> np.ndarray:
@@ -707,6 +699,6 @@ __all__ = [
     "grad_cam", "gradcam_examples", "gradcam_statement", "gradcam_table", "junk_rule",
     "pick_identities", "pick_pairs", "plot_gradcam", "plot_retrieval", "plot_tsne",
     "rank_gallery", "retrieval_statement", "retrieval_table", "retrievals", "select_queries",
-    "separability", "test_data", "test_protocol", "trained_models", "tsne_features",
+    "separability", "test_data", "trained_models", "tsne_features",
     "tsne_statement", "tsne_table",
 ]

@@ -35,6 +35,8 @@ import pandas as pd
 import torch
 
 from vscr_core.config import PROFILES
+from vscr_core.config import profile as profile_config
+from vscr_core.data.registry import dataset_spec
 from vscr_core.files import atomic_write_bytes, git_commit
 
 # Notebooks run without ipywidgets; tqdm.auto then falls back to text bars and warns once.
@@ -145,6 +147,8 @@ class NotebookRun:
     device: str = "auto"
     seeds: tuple[int, ...] | None = None
     out_dir: Path | None = None
+    view_labels: str | None = None  # a file of `vscr viewpoint label` (data without views)
+    data_csv: str | None = None  # the folder layout's CSV (path,pid[,camid][,view],split)
     started: float = field(default_factory=time.perf_counter)
     written: list[Path] = field(default_factory=list)
 
@@ -157,10 +161,18 @@ class NotebookRun:
 
     @property
     def config(self):
-        """The profile's Config with this run's data set, root and device."""
-        return PROFILES[self.profile].override(**{"data.dataset": self.dataset,
-                                                  "data.root": self.data_root,
-                                                  "train.device": self.device})
+        """The profile's Config with this run's data set (and the paper's choices for it, see
+        config.profile), root, CSV, view labels and device."""
+        return profile_config(self.profile, **{
+            "data.dataset": self.dataset, "data.root": self.data_root, "data.csv": self.data_csv,
+            "data.view_labels": self.view_labels, "train.device": self.device})
+
+    @property
+    def view_classes(self) -> int:
+        """The view classes of the run's data set (train.view_classes)."""
+        from vscr_core.train import view_classes
+
+        return view_classes(self.config)
 
     @property
     def runs_dir(self) -> Path:
@@ -201,7 +213,7 @@ class NotebookRun:
         """The evaluation protocol of Tables 2-4 (experiments.run's `protocol`; None: the data
         set's default, validation for UAV-VeID and the synthetic set)."""
         split = ABLATION_SPLIT.get(self.profile)
-        return {"split": split} if split and self.dataset in ("synth", "uav_veid") else None
+        return (dataset_spec(self.dataset).protocol(split) or None) if split else None
 
     @property
     def ablation_split(self) -> str:
@@ -215,7 +227,8 @@ class NotebookRun:
 
     def provenance(self, **extra) -> dict:
         return {"commit": self.commit, "notebook": self.notebook, "profile": self.profile,
-                "dataset": self.dataset, "data_root": self.data_root, "seeds": list(self.seeds),
+                "dataset": self.dataset, "data_root": self.data_root, "data_csv": self.data_csv,
+                "view_labels": self.view_labels, "seeds": list(self.seeds),
                 "device": self.device, "torch": torch.__version__,
                 "python": platform.python_version(), "threads": torch.get_num_threads(),
                 "wall_s": round(time.perf_counter() - self.started, 1), **extra}
@@ -508,31 +521,23 @@ class DatasetParts:
         return pooled
 
 
-def load_parts(dataset: str = "synth", data_root=None, preset: str = "quick", seed: int = 0,
-               progress: bool = True) -> DatasetParts:
-    """The data set of a notebook's parameters, by split. "synth": the generator's `preset`
-    (generated on first use; data_root None means the cache under $VSCR_DATA or data/)."""
-    from vscr_core.data import load_dataset, synthetic_dataset
+def load_parts(cfg) -> DatasetParts:
+    """The data set a notebook's Config reads (`run.config`), by split. The synthetic default is
+    generated on first use (data.root None: the cache under $VSCR_DATA or data/)."""
+    from vscr_core.train import load_data
 
-    if dataset in ("synth", "uav_veid"):
-        if dataset == "synth":
-            val = synthetic_dataset(preset, seed, root=data_root, split="val", progress=progress)
-            test = synthetic_dataset(preset, seed, root=data_root, split="test", progress=False)
-            name = f"synth-{preset}-s{seed}"
-        else:
-            if data_root is None:
-                raise ValueError("dataset='uav_veid' needs data_root (the UAV-VeID folder)")
-            val = load_dataset("uav_veid", data_root, split="val")
-            test = load_dataset("uav_veid", data_root, split="test", distractors=False)
-            name = "UAV-VeID"
+    d = cfg.data
+    spec = dataset_spec(d.dataset)
+    if spec.splits:  # UAV-VeID's layout: train, val and test
+        val = load_data(cfg, split="val")
+        test = load_data(cfg, split="test", distractors=False)
+        name = f"synth-{d.synth_preset}-s{d.synth_seed}" if d.dataset == "synth" else spec.display
         splits = {"train": val.train, "val": val.query + val.gallery,
                   "test": test.query + test.gallery, "distractors": val.distractors}
         return DatasetParts(name, val.num_views, splits)
-    if data_root is None:
-        raise ValueError(f"dataset={dataset!r} needs data_root (the data set's folder)")
-    ds = load_dataset(dataset, data_root)
-    return DatasetParts(dataset, ds.num_views, {"train": ds.train, "test": ds.query + ds.gallery,
-                                                "distractors": ds.distractors})
+    ds = load_data(cfg)
+    return DatasetParts(spec.display, ds.num_views, {
+        "train": ds.train, "test": ds.query + ds.gallery, "distractors": ds.distractors})
 
 
 def split_statistics(parts: DatasetParts, box_sizes: bool = True) -> dict:
@@ -686,7 +691,7 @@ def fig6_runs(run: NotebookRun, name: str = "viewpoint_fig6", progress: bool = F
         _, meta = read_table(name, run.out_dir)
         run.write_table(df, name, **meta)
     elif df is None:
-        ds = load_parts(run.dataset, run.data_root, st.preset, progress=progress)
+        ds = load_parts(run.config)
         df = vp.fraction_curve(ds.as_dataset(), st.fractions, seeds, cfg, progress=progress)
         run.write_table(df, name, **{"data set": ds.name, **want})
     for r in df.itertuples():

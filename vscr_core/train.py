@@ -112,6 +112,33 @@ def load_data(cfg: Config, **protocol) -> ReIDDataset:
     return ds
 
 
+def view_classes(cfg: Config) -> int:
+    """The view classes of the data set `cfg` reads: fixed per data set (the paper's Sect. 4.2),
+    or for a folder of crops those of its CSV's view column or of its view-label file."""
+    from vscr_core.data import dataset_spec
+
+    fixed = dataset_spec(cfg.data.dataset).num_views
+    return fixed if fixed is not None else load_data(cfg).num_views
+
+
+def missing_views_message(cfg: Config, name: str) -> str:
+    """What to run when a model with the view adversary meets a data set without view labels:
+    the paper's route, a viewpoint classifier that labels it, as two commands for this data."""
+    d = cfg.data
+    views = view_classes(cfg) or 3
+    where = f"--dataset {d.dataset} --root {d.root}" + (f" --csv {d.csv}" if d.csv else "")
+    labels = f"results/views/{d.dataset}-{views}views.csv"
+    return (
+        f"config field model.view_adversary: {name} has no view labels, and the view adversary "
+        f"needs one per training image. Label it with a viewpoint classifier, trained on a data "
+        f"set that has view labels (here the synthetic one):\n"
+        f"  vscr viewpoint train --dataset synth --num-views {views} --out views-{views}.pt\n"
+        f"  vscr viewpoint label {where} --checkpoint views-{views}.pt --out {labels}\n"
+        f"then train with --set data.view_labels={labels} (a notebook: -p view_labels {labels}), "
+        f"or without the adversary: --set model.view_adversary=False"
+    )
+
+
 def training_samples(cfg: Config, ds: ReIDDataset) -> list[Sample]:
     """Training samples with view labels in the model's encoding; checks what the data allow."""
     m, t = cfg.model, cfg.train
@@ -123,10 +150,7 @@ def training_samples(cfg: Config, ds: ReIDDataset) -> list[Sample]:
     if not m.view_adversary:
         return list(ds.train)
     if ds.num_views == 0:
-        raise ValueError(
-            f"config field model.view_adversary: {ds.name} has no view labels; label it with "
-            "`vscr viewpoint label` and set data.view_labels, or set model.view_adversary=False"
-        )
+        raise ValueError(missing_views_message(cfg, ds.name))
     if m.num_views > ds.num_views:
         raise ValueError(
             f"config field model.num_views: {m.num_views} view classes asked for, but {ds.name} "
@@ -231,7 +255,10 @@ def fit(
     amp_dtype, channels_last = amp_settings(device, t.precision)
 
     # 1. Data, checked before anything is built or written.
-    ds = dataset if dataset is not None else load_data(cfg)
+    from vscr_core.data import dataset_spec
+
+    ds = dataset if dataset is not None else load_data(
+        cfg, **dataset_spec(cfg.data.dataset).training_protocol(t.val_split))
     samples = training_samples(cfg, ds)
     num_ids = ds.num_train_pids
     train_set = ImageDataset(
@@ -247,7 +274,9 @@ def fit(
         generator=loader_seed, pin_memory=device.type == "cuda",
     )
 
-    val_ds = load_data(cfg, split=t.val_split) if t.val_split is not None else None
+    # the data set loaded above holds the validation split, unless it was given
+    val_ds = None if t.val_split is None else (
+        ds if dataset is None else load_data(cfg, split=t.val_split))
 
     # 2. Model, optimiser and schedule; resume from the last complete epoch if there is one.
     ckpt_path = out_dir / CHECKPOINT_NAME

@@ -14,10 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vscr_core.config import Config, ModelConfig, TrainConfig
-
-# View classes of the adversary per data set (the paper's Sect. 4.2); folder layouts: 3.
-DATASET_VIEWS = {"synth": 4, "uav_veid": 4, "veri776": 3, "veriwild": 3, "vehicleid": 2,
-                 "folder": 3}
+from vscr_core.train import missing_views_message, view_classes
 
 
 @dataclass(frozen=True)
@@ -53,8 +50,14 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
 )}
 
 TABLE2 = ("baseline", "t2_b", "t2_c", "t2_d", "t2_e", "t2_f", "multi_scale", "t2_h")
-TABLE3 = ("baseline", "view3", "view_adversary")  # on 4-view data: the 4-view adversary
 TABLE4 = ("baseline", "view_adversary", "multi_scale", "vscr")
+
+
+def table3_variants(num_views: int) -> tuple[str, ...]:
+    """Table 3's rows on a data set with `num_views` view classes: the baseline, the 3-view
+    adversary where the data have more than 3 views, and the adversary over all of them."""
+    return ("baseline", "view3", "view_adversary") if num_views > 3 else (
+        "baseline", "view_adversary")
 
 
 def variant_config(base: Config, name: str, seed: int = 0) -> Config:
@@ -62,7 +65,9 @@ def variant_config(base: Config, name: str, seed: int = 0) -> Config:
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; expected one of {', '.join(VARIANTS)}")
     model = dict(VARIANTS[name].model)
-    views = DATASET_VIEWS[base.data.dataset]
+    views = view_classes(base) if model["view_adversary"] else 0
+    if model["view_adversary"] and views == 0:  # a folder of crops without a view column
+        raise ValueError(missing_views_message(base, base.data.dataset))
     if model["num_views"] is None:
         model["num_views"] = views
     elif not model["view_adversary"]:
@@ -83,5 +88,4 @@ def variant_config(base: Config, name: str, seed: int = 0) -> Config:
                          **{f"model.{k}": v for k, v in model.items()})
 
 
-__all__ = ["DATASET_VIEWS", "TABLE2", "TABLE3", "TABLE4", "VARIANTS", "Variant",
-           "variant_config"]
+__all__ = ["TABLE2", "TABLE4", "VARIANTS", "Variant", "table3_variants", "variant_config"]

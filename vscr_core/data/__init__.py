@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ._io import DataError
 from .folder import load_folder
+from .registry import DATASETS, DatasetSpec, dataset_spec
 from .stats import dataset_statistics
 from .synth import INFO_FILE, SYNTH_PRESETS, generate_dataset, is_complete
 from .types import (
@@ -32,21 +33,15 @@ from .veri776 import load_veri776
 from .veriwild import load_veriwild
 from .views import with_view_labels
 
-LOADERS = {
-    "uav_veid": load_uav_veid,
-    "veri776": load_veri776,
-    "vehicleid": load_vehicleid,
-    "veriwild": load_veriwild,
-    "folder": load_folder,
-}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_dataset(name: str, root, **protocol) -> ReIDDataset:
     """Read the data set `name` from `root`; `protocol` goes to its loader (see module doc)."""
-    if name not in LOADERS:
-        raise ValueError(f"unknown data set {name!r}; expected one of {list(LOADERS)}")
-    return LOADERS[name](root, **protocol)
+    spec = dataset_spec(name)
+    if spec.loader is None:
+        raise ValueError(f"data set {name!r} is generated, not read: use synthetic_dataset()")
+    return spec.loader(root, **protocol)
 
 
 def synthetic_root(preset: str = "quick", seed: int = 0) -> Path:
@@ -56,9 +51,10 @@ def synthetic_root(preset: str = "quick", seed: int = 0) -> Path:
 
 
 def synthetic_dataset(preset: str = "quick", seed: int = 0, root=None, split: str = "val",
-                      progress: bool = True) -> ReIDDataset:
-    """The synthetic UAV data set, generated into `root` if absent. The default root,
-    synthetic_root(), is a cache: a tree there from an older generator version is rebuilt."""
+                      distractors: bool | int = True, progress: bool = True) -> ReIDDataset:
+    """The synthetic UAV data set, generated into `root` if absent, read like UAV-VeID (`split`,
+    `distractors` as in load_uav_veid). The default root, synthetic_root(), is a cache: a tree
+    there from an older generator version is rebuilt."""
     default = root is None
     root = synthetic_root(preset, seed) if default else Path(root)
     if not is_complete(root, preset, seed):
@@ -69,14 +65,15 @@ def synthetic_dataset(preset: str = "quick", seed: int = 0, root=None, split: st
                             f"{preset!r}, seed {seed}; delete it or choose another root")
         root.parent.mkdir(parents=True, exist_ok=True)
         generate_dataset(root, preset=preset, seed=seed, progress=progress)
-    ds = load_uav_veid(root, split=split)
+    ds = load_uav_veid(root, split=split, distractors=distractors)
     ds.name = f"synth-{preset}-s{seed}-{split}"
     return ds
 
 
 __all__ = [
-    "DataError", "LOADERS", "ReIDDataset", "SYNTH_PRESETS", "Sample", "UNKNOWN", "VEHICLEID_DRAWS",
-    "VIEW_NAMES", "dataset_statistics", "flip_view", "generate_dataset", "load_dataset",
-    "load_folder", "load_uav_veid", "load_vehicleid", "load_veri776", "load_veriwild",
-    "merge_view", "synthetic_dataset", "synthetic_root", "with_view_labels",
+    "DATASETS", "DataError", "DatasetSpec", "ReIDDataset", "SYNTH_PRESETS", "Sample", "UNKNOWN",
+    "VEHICLEID_DRAWS", "VIEW_NAMES", "dataset_spec", "dataset_statistics", "flip_view",
+    "generate_dataset", "load_dataset", "load_folder", "load_uav_veid", "load_vehicleid",
+    "load_veri776", "load_veriwild", "merge_view", "synthetic_dataset", "synthetic_root",
+    "with_view_labels",
 ]

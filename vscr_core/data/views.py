@@ -37,7 +37,13 @@ def read_view_labels(path) -> tuple[dict[str, int], int]:
 
 
 def with_view_labels(ds: ReIDDataset, path) -> ReIDDataset:
-    """A copy of `ds` whose training views come from `path` (images not in it: unknown)."""
+    """A copy of `ds` whose training views come from `path`, which must list every training
+    image (a file written for another data set or another root is refused)."""
     views, n = read_view_labels(path)
-    train = [s._replace(view=views.get(s.path, UNKNOWN)) for s in ds.train]
+    missing = next((s.path for s in ds.train if s.path not in views), None)
+    if missing is not None:
+        raise DataError(f"{path}: no view for the training image {missing} of {ds.name}; was "
+                        "the file written for this data set and root? Relabel it with "
+                        "`vscr viewpoint label`")
+    train = [s._replace(view=views[s.path]) for s in ds.train]
     return ReIDDataset(ds.name, train, ds.query, ds.gallery, ds.distractors, n)
