@@ -248,7 +248,8 @@ def test_05_distractors(notebook_env, run_notebook):
 
 def test_tables_without_their_data_set_leave_measured_rows_empty(tmp_path):
     """A run on VeRi-776 has no UAV test split: Table 5's measured rows stay empty and say what
-    they need, Fig. 7 draws the reported points alone. Nothing is trained or read."""
+    they need, Fig. 7 draws the reported points alone, Fig. 8 says why it is empty. Nothing is
+    trained or read."""
     run = nbk.NotebookRun("04_comparison", "smoke", "veri776", str(tmp_path / "nowhere"),
                           out_dir=tmp_path)
     t5 = cmp.build_table(run, 5)
@@ -262,8 +263,11 @@ def test_tables_without_their_data_set_leave_measured_rows_empty(tmp_path):
     assert curves.empty
     png = cmp.plot_cmc(curves, t5, run.figure_path("fig7_cmc"))
     assert png.stat().st_size > 10_000 and not (tmp_path / "results").exists()
-    with pytest.raises(ValueError, match="got 'veri776'"):
-        cmp.distractor_table(run)
+    fig8 = cmp.distractor_table(run)  # VeRi-776 has no distractor set: an empty curve
+    assert fig8.empty and list(fig8.columns) == cmp.FIG8_COLUMNS
+    assert "no distractor set" in cmp.fig8_statement(fig8)
+    assert cmp.plot_distractors(fig8, run.figure_path("fig8_distractors")).is_file()
+    assert not (tmp_path / "results").exists()
     assert "its measured rows need dataset='uav_veid'" in cmp.statement({5: t5}, curves)
 
 

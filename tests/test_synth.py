@@ -199,6 +199,25 @@ def test_synthetic_dataset_caches_under_vscr_data(tmp_path, monkeypatch, smoke_s
         synthetic_dataset("smoke", seed=0, root=tmp_path / "junk")
 
 
+def test_more_distractors_leave_every_other_image_alone(tmp_path, monkeypatch, smoke_synth):
+    """Fig. 8's larger tree: the same test images and the same first distractors, so models
+    trained on the preset's tree are evaluated on it."""
+    monkeypatch.setenv("VSCR_DATA", str(tmp_path))
+    n = SYNTH_PRESETS["smoke"].num_distractors
+    big = synthetic_dataset("smoke", seed=0, split="test", num_distractors=n + 15,
+                            progress=False)
+    assert Path(big.gallery[0].path).is_relative_to(tmp_path / f"synth-smoke-s0-d{n + 15}")
+    small = synthetic_dataset("smoke", seed=0, split="test", root=smoke_synth)
+    assert len(big.distractors) == n + 15 and len(small.distractors) == n
+
+    def same(a, b):
+        return [Path(s.path).read_bytes() for s in a] == [Path(s.path).read_bytes() for s in b]
+
+    assert same(big.query + big.gallery + big.train, small.query + small.gallery + small.train)
+    assert same(big.distractors[:n], small.distractors)
+    assert not same(big.distractors[n:n + 1], small.distractors[:1])
+
+
 def test_contact_sheet(tmp_path, smoke_synth):
     from PIL import Image
 

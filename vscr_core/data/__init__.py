@@ -44,27 +44,34 @@ def load_dataset(name: str, root, **protocol) -> ReIDDataset:
     return spec.loader(root, **protocol)
 
 
-def synthetic_root(preset: str = "quick", seed: int = 0) -> Path:
-    """The synthetic tree's cache: $VSCR_DATA (default <repo>/data) / synth-<preset>-s<seed>."""
+def synthetic_root(preset: str = "quick", seed: int = 0, num_distractors: int | None = None
+                   ) -> Path:
+    """The synthetic tree's cache: $VSCR_DATA (default <repo>/data) / synth-<preset>-s<seed>,
+    with -d<n> for another distractor count than the preset's."""
     base = Path(os.environ.get("VSCR_DATA", REPO_ROOT / "data"))
-    return base / f"synth-{preset}-s{seed}"
+    extra = "" if num_distractors is None else f"-d{num_distractors}"
+    return base / f"synth-{preset}-s{seed}{extra}"
 
 
 def synthetic_dataset(preset: str = "quick", seed: int = 0, root=None, split: str = "val",
-                      distractors: bool | int = True, progress: bool = True) -> ReIDDataset:
+                      distractors: bool | int = True, num_distractors: int | None = None,
+                      progress: bool = True) -> ReIDDataset:
     """The synthetic UAV data set, generated into `root` if absent, read like UAV-VeID (`split`,
-    `distractors` as in load_uav_veid). The default root, synthetic_root(), is a cache: a tree
-    there from an older generator version is rebuilt."""
+    `distractors` as in load_uav_veid). `num_distractors` generates another number of
+    distractors than the preset's; every other image, and the distractors both trees have, are
+    the same bytes, so models trained on one tree are evaluated on the other. The default root,
+    synthetic_root(), is a cache: a tree there from an older generator version is rebuilt."""
     default = root is None
-    root = synthetic_root(preset, seed) if default else Path(root)
-    if not is_complete(root, preset, seed):
+    root = synthetic_root(preset, seed, num_distractors) if default else Path(root)
+    if not is_complete(root, preset, seed, num_distractors):
         if default and (root / INFO_FILE).is_file():
             shutil.rmtree(root)  # our own cache, from an older generator version: rebuild it
         if root.exists():
             raise DataError(f"{root}: exists but is not a finished synthetic tree of preset "
                             f"{preset!r}, seed {seed}; delete it or choose another root")
         root.parent.mkdir(parents=True, exist_ok=True)
-        generate_dataset(root, preset=preset, seed=seed, progress=progress)
+        generate_dataset(root, preset=preset, seed=seed, num_distractors=num_distractors,
+                         progress=progress)
     ds = load_uav_veid(root, split=split, distractors=distractors)
     ds.name = f"synth-{preset}-s{seed}-{split}"
     return ds
