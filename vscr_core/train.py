@@ -17,6 +17,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -241,9 +242,13 @@ def fit(
     out_dir: str | Path,
     dataset: ReIDDataset | None = None,
     progress: bool = True,
+    on_epoch: Callable[[dict, Path], None] | None = None,
 ) -> FitResult:
     """Train `cfg` into `out_dir` (checkpoint.pt, log.csv, config.json), resuming a run that a
-    previous call left unfinished there. `dataset` defaults to the one the config names."""
+    previous call left unfinished there. `dataset` defaults to the one the config names.
+    `on_epoch(log row, checkpoint path)` runs on rank 0 after each epoch's checkpoint is written
+    (e.g. to evaluate it); it gets no handle on the training state, and every random source is
+    reseeded at the next epoch's start, so the weights are those of a run without it."""
     from vscr_core.data.transforms import ImageDataset
 
     out_dir = Path(out_dir)
@@ -374,6 +379,8 @@ def fit(
                 "training_semantics": TRAINING_SEMANTICS,
             })
             write_log(out_dir / "log.csv", history)
+            if on_epoch is not None:
+                on_epoch(dict(row), ckpt_path)
         if progress and rank == 0:
             losses = ", ".join(f"{k[5:]} {v:.3f}" for k, v in row.items()
                                if k.startswith("loss_") and "_b" not in k)
