@@ -130,6 +130,18 @@ def folder_tree(tmp_path) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module's tiny models (beside another busy process two threads
+    wait on each other several times slower), and the caller's thread count back afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def smoke_synth(tmp_path_factory) -> Path:
     """The smoke preset of the synthetic generator, built once per test session."""

@@ -10,12 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from khoa_trees import LAYOUTS
 from PIL import Image
 
 from vscr_core.cli import main
 from vscr_core.data import UNKNOWN, DataError, load_dataset
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
+
 
 DISPLAY = {"uav_veid": "UAV-VeID", "veri776": "VeRi-776", "vehicleid": "VehicleID",
            "veriwild": "VERI-Wild"}
@@ -188,14 +190,6 @@ def test_folder_csv_with_a_header_and_no_rows(khoa_trees, tmp_path):
 # ----------------------------------------------------------------------------- vscr train, eval
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two torch threads beside a busy process run several times slower than one (they wait on
-    each other): the commands below run on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def train_command(khoa_trees, khoa_folder_csv, dataset, out, root=None) -> list[str]:

@@ -55,9 +55,9 @@ def test_a_folder_without_views_stops_a_view_adversary_with_both_commands(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_veri776_vscr_needs_and_then_takes_view_labels(khoa_trees, smoke_synth, tmp_path,
                                                        capsys):
-    torch.set_num_threads(1)  # these tiny models run faster on one thread beside other work
     root = khoa_trees["veri776"]
     train = ["train", "--profile", "smoke", "--out", str(tmp_path / "run"), "--quiet", "--set",
              "data.dataset=veri776", f"data.root={root}", "train.epochs=1"]
