@@ -45,6 +45,12 @@ ID_LOSS_FRACTION = 0.5
 PLATEAU_POINTS = 1.0
 
 
+# training_summary.csv: one row per finished study run (`convergence`)
+SUMMARY_COLUMNS = ["run", "variant", "seed", "image_size", "epochs", "num_train_ids",
+                   "id_loss_final_per_branch", "id_loss_bound", "val_rank1_final",
+                   "val_rank1_gain_last_fifth", "converged"]
+
+
 def plateau_gain(val_rank1: np.ndarray, epochs: int) -> float:
     """Validation rank-1's rise over the last fifth of training: the rise of the least-squares
     line through the epochs from the one before the last fifth to the last. Two single
@@ -148,7 +154,7 @@ def training_summary(base: Config, runs_dir=None, seeds=STUDY_SEEDS) -> pd.DataF
             row = convergence(cfg, runs_dir)
             if row["epochs"] == cfg.train.epochs:
                 rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def mscl_sweep_table(base: Config, runs_dir=None) -> pd.DataFrame:
