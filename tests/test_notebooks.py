@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import NOTEBOOKS, printed
 
-from vscr_core import notebook as nbk
+from vscr_core.paper import notebook as nbk
 
 
 def check_provenance(meta: dict, notebook: str) -> None:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from vscr_core import ablation
-from vscr_core import notebook as nbk
+from vscr_core.paper import ablation
+from vscr_core.paper import notebook as nbk
 
 
 def _run_metrics(out_dir, run_name: str) -> dict:

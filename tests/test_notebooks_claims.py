@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from vscr_core import claims
-from vscr_core import notebook as nbk
+from vscr_core.paper import claims
+from vscr_core.paper import notebook as nbk
 
 
 def test_gain_verdicts_follow_the_interval():

@@ -1,6 +1,6 @@
 """Notebooks 04 (Tables 5-8, Fig. 7) and 05 (Fig. 8) in the smoke profile, read back and checked
-against an independent evaluation of the same trained models; and vscr_core.comparison's chance
-level against enumeration and simulation, its reported numbers against the paper."""
+against an independent evaluation of the same trained models; and vscr_core.paper.comparison's
+chance level against enumeration and simulation, its reported numbers against the paper."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vscr_core import comparison as cmp
 from vscr_core import evaluate, experiments
-from vscr_core import notebook as nbk
+from vscr_core.paper import comparison as cmp
+from vscr_core.paper import notebook as nbk
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "000_34e8c9e11edc969a.txt"
 

@@ -1,5 +1,5 @@
-"""Sect. 5.5's visualisations (notebooks 06-08, vscr_core.explain): the Grad-CAM target and map
-statistics, the t-SNE separability numbers, the retrieval ranking against a brute-force argsort,
+"""Sect. 5.5's visualisations (notebooks 06-08, vscr_core.paper.explain): the Grad-CAM target and
+map statistics, the t-SNE separability numbers, the retrieval ranking against a brute-force argsort,
 and the three notebooks executed in the smoke profile with their tables read back and
 recomputed from the models."""
 
@@ -12,11 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vscr_core import explain
-from vscr_core import notebook as nbk
 from vscr_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ImageDataset
 from vscr_core.data.types import Sample
 from vscr_core.model import VSCRNet
+from vscr_core.paper import explain
+from vscr_core.paper import notebook as nbk
 
 
 def tiny_model(dilations=(1,)) -> VSCRNet:

@@ -11,8 +11,8 @@ import torch
 from vscr_core.cli import main
 from vscr_core.config import PROFILES, profile
 from vscr_core.data import DATASETS, dataset_spec
-from vscr_core.notebook import NotebookRun
-from vscr_core.variants import table3_variants, variant_config
+from vscr_core.paper.notebook import NotebookRun
+from vscr_core.paper.variants import table3_variants, variant_config
 
 
 def test_every_dataset_has_one_description():

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from vscr_core import study
 from vscr_core.config import profile
 from vscr_core.experiments import RUNS_DIR, run_dir
 from vscr_core.model import build_model
+from vscr_core.paper import study
+from vscr_core.paper.variants import variant_config
 from vscr_core.train import (
     CHECKPOINT_NAME,
     DIVERGED_NAME,
@@ -22,7 +23,6 @@ from vscr_core.train import (
     load_checkpoint,
     save_checkpoint,
 )
-from vscr_core.variants import variant_config
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_mscl_choice_takes_the_best_run_that_did_not_diverge():
 
 def test_the_cpu_profile_uses_the_mscl_form_its_committed_sweep_chose():
     from vscr_core.config import profile
-    from vscr_core.notebook import read_table
+    from vscr_core.paper.notebook import read_table
 
     sweep, meta = read_table("mscl_sweep")
     assert len(sweep) == len(study.MSCL_SWEEP) and meta["profile"] == "cpu"

@@ -120,7 +120,7 @@ def _cmd_search(args) -> None:
 
 
 def _cmd_reproduce(args) -> None:
-    from vscr_core.notebook import reproduce
+    from vscr_core.paper.notebook import reproduce
 
     reproduce(args.profile, out_dir=args.out_dir, only=args.notebooks)
 

@@ -14,7 +14,7 @@ from vscr_core import evaluate
 from vscr_core.config import Config
 from vscr_core.data.registry import dataset_spec
 from vscr_core.data.types import ReIDDataset
-from vscr_core.files import atomic_write_bytes
+from vscr_core.files import REPO_ROOT, atomic_write_bytes
 from vscr_core.train import (
     TRAINING_SEMANTICS,
     features,
@@ -23,7 +23,6 @@ from vscr_core.train import (
     resolve_device,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNS_DIR = REPO_ROOT / "results" / "runs"
 
 

@@ -37,11 +37,17 @@ from tqdm.auto import tqdm
 
 from vscr_core.data.transforms import ImageDataset
 from vscr_core.data.types import UNKNOWN, VIEW_NAMES, ReIDDataset, Sample, merge_view
-from vscr_core.files import atomic_write_bytes, git_commit, load_tagged, save_figure, save_tagged
+from vscr_core.files import (
+    REPO_ROOT,
+    atomic_write_bytes,
+    git_commit,
+    load_tagged,
+    save_figure,
+    save_tagged,
+)
 from vscr_core.model import BACKBONES, load_imagenet_weights
 from vscr_core.train import amp_settings, autocast, resolve_device, seed_everything
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 VIEWS_DIR = REPO_ROOT / "results" / "views"  # where predicted labels go by default
 CHECKPOINT_FORMAT = "vscr-viewpoint-v1"
 REPORTED_VERI776_25 = 98.29  # Sect. 5.3.1: accuracy on VeRi-776 (3 views) with 25 % of the data

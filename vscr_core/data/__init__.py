@@ -14,6 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
+from vscr_core.files import REPO_ROOT
+
 from ._io import DataError
 from .folder import load_folder
 from .registry import DATASETS, DatasetSpec, dataset_spec
@@ -32,8 +34,6 @@ from .vehicleid import VEHICLEID_DRAWS, load_vehicleid
 from .veri776 import load_veri776
 from .veriwild import load_veriwild
 from .views import with_view_labels
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_dataset(name: str, root, **protocol) -> ReIDDataset:

@@ -37,12 +37,11 @@ import torch
 from vscr_core.config import PROFILES
 from vscr_core.config import profile as profile_config
 from vscr_core.data.registry import dataset_spec
-from vscr_core.files import atomic_write_bytes, git_commit
+from vscr_core.files import REPO_ROOT, atomic_write_bytes, git_commit
 
 # Notebooks run without ipywidgets; tqdm.auto then falls back to text bars and warns once.
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS, FIGURES_DIR = "results", "figures"
 # The profile whose outputs are the committed results/ and figures/ (the converged study).
 COMMITTED_PROFILE = "cpu"
@@ -191,7 +190,7 @@ class NotebookRun:
     def variant(self, name: str, seed: int | None = None):
         """The Config of an ablation variant (variants.VARIANTS) under this run's parameters;
         seed None: the run's first seed."""
-        from vscr_core.variants import variant_config
+        from vscr_core.paper.variants import variant_config
 
         return variant_config(self.config, name, self.seeds[0] if seed is None else seed)
 
@@ -308,7 +307,7 @@ def reproduce(profile: str = "quick", out_dir=None, only=None) -> list[Path]:
               f"(total {(time.perf_counter() - tic) / 60:.1f} min)", flush=True)
         written.append(dst)
     if out_dir is None and any(p.stem.startswith("09") for p in paths):
-        from vscr_core import claims
+        from vscr_core.paper import claims
 
         readme = REPO_ROOT / "README.md"
         claims.update_readme(readme, claims.readme_section())
@@ -368,7 +367,7 @@ FIGURES: tuple[FigureEntry, ...] = (
                 "Learning curves of Tables 3 and 4's models (profiles that validate every "
                 "epoch, the cpu study): each branch's ID loss and the validation rank-1 per "
                 "epoch, one line per seed. Whether each run converged is in "
-                "results/training_summary.csv (written by python -m vscr_core.study).",
+                "results/training_summary.csv (written by python -m vscr_core.paper.study).",
                 ()),
     FigureEntry("fig7_cmc", "04_comparison",
                 "Fig. 7: CMC (ranks 1-20) on the test split of the notebook's UAV data set: "

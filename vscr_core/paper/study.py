@@ -1,12 +1,12 @@
 """The converged CPU study (issue 10): which runs it trains, in what order, and whether they
 converged.
 
-`python -m vscr_core.study` trains the queue in the background, one run after another; runs are
-cached by config (experiments.run), so it can be stopped and restarted at any time and grows over
-several sittings. The notebooks later reuse every finished run. The order serves the paper's main
-claims first: a pilot baseline (does the profile converge?), the lambda_3 sweep of Eq. 6 on the
-validation split, then Table 4's four variants seed by seed, then Table 3's 3-view adversary and
-Table 2's rows.
+`python -m vscr_core.paper.study` trains the queue in the background, one run after another;
+runs are cached by config (experiments.run), so it can be stopped and restarted at any time and
+grows over several sittings. The notebooks later reuse every finished run. The order serves the
+paper's main claims first: a pilot baseline (does the profile converge?), the lambda_3 sweep of
+Eq. 6 on the validation split, then Table 4's four variants seed by seed, then Table 3's 3-view
+adversary and Table 2's rows.
 
 A run's record (config.json, log.csv, metrics-*.json) is small and committed under results/runs/;
 its checkpoint is not (git ignores it), so notebooks that need the weights retrain those few
@@ -25,8 +25,8 @@ import pandas as pd
 
 from vscr_core.config import Config, profile
 from vscr_core.experiments import run, run_dir
+from vscr_core.paper.variants import TABLE2, TABLE4, variant_config
 from vscr_core.train import DIVERGED_NAME, TrainingDiverged, load_data
-from vscr_core.variants import TABLE2, TABLE4, variant_config
 
 STUDY_SEEDS = (0, 1, 2, 3, 4)
 TEST = {"split": "test"}  # the study's numbers: 268 held-out identities
@@ -222,7 +222,7 @@ def plot_learning_curves(logs: dict[tuple[str, int], pd.DataFrame], path: Path, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m vscr_core.study",
+    parser = argparse.ArgumentParser(prog="python -m vscr_core.paper.study",
                                      description="Train the converged study's runs in order.")
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(STUDY_SEEDS))
@@ -241,9 +241,9 @@ def main(argv: list[str] | None = None) -> None:
 def write_tables(base: Config, seeds=STUDY_SEEDS, out_dir=None) -> None:
     """results/mscl_sweep.csv and results/training_summary.csv from the runs finished so far."""
     from vscr_core.files import git_commit
-    from vscr_core.notebook import write_table
+    from vscr_core.paper.notebook import write_table
 
-    prov = {"commit": git_commit(), "profile": base.name, "written_by": "vscr_core.study"}
+    prov = {"commit": git_commit(), "profile": base.name, "written_by": "vscr_core.paper.study"}
     sweep = mscl_sweep_table(base)
     write_table(sweep, "mscl_sweep", out_dir, {**prov, "choice": mscl_choice(sweep)})
     summary = training_summary(base, seeds=seeds)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from vscr_core.data.registry import dataset_spec
 from vscr_core.model import feature_dim
-from vscr_core.variants import TABLE2, TABLE4, VARIANTS, table3_variants
+from vscr_core.paper.variants import TABLE2, TABLE4, VARIANTS, table3_variants
 
 METRICS = ("rank1", "rank5", "rank10", "mAP")
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from vscr_core.notebook import read_table
+from vscr_core.paper.notebook import read_table
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_COMPARABLE = (
     "reproduced", "contradicted", "inconclusive", "not comparable")
@@ -338,7 +338,8 @@ def plot_claims(claims: pd.DataFrame, path) -> Path:
     return save_figure(fig, path)
 
 
-README_START = "<!-- results: written by `make reproduce` (vscr_core.claims.readme_section) -->"
+README_START = ("<!-- results: written by `make reproduce` "
+                "(vscr_core.paper.claims.readme_section) -->")
 README_END = "<!-- end of results -->"
 
 
