@@ -47,7 +47,8 @@ from vscr_core.config import Config, lr_milestones, profile
 from vscr_core.experiments import evaluate_model, measured_chance
 from vscr_core.files import atomic_write_bytes, git_commit
 from vscr_core.model import build_model
-from vscr_core.train import fit, load_data, load_trained_model, seed_everything
+from vscr_core.runtime import seed_everything
+from vscr_core.train import fit, load_data, load_trained_model
 
 KHOA = Path(__file__).resolve().parents[2] / "shared" / "data" / "khoa-vehicle-reid"
 

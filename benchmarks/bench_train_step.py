@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vscr_core.config import profile
 from vscr_core.losses import vscr_loss
 from vscr_core.model import build_model
-from vscr_core.train import amp_settings, autocast
+from vscr_core.runtime import amp_settings, autocast
 
 NUM_IDS = 576  # VeRi-776's training identities
 

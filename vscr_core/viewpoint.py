@@ -46,11 +46,10 @@ from vscr_core.files import (
     save_tagged,
 )
 from vscr_core.model import BACKBONES, load_imagenet_weights
-from vscr_core.train import amp_settings, autocast, resolve_device, seed_everything
+from vscr_core.runtime import amp_settings, autocast, resolve_device, seed_everything
 
 VIEWS_DIR = REPO_ROOT / "results" / "views"  # where predicted labels go by default
 CHECKPOINT_FORMAT = "vscr-viewpoint-v1"
-REPORTED_VERI776_25 = 98.29  # Sect. 5.3.1: accuracy on VeRi-776 (3 views) with 25 % of the data
 
 
 @dataclass
@@ -65,7 +64,7 @@ class ViewpointConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     device: str = "auto"
-    precision: str = "auto"  # bf16 + channels-last on CPU (train.amp_settings)
+    precision: str = "auto"  # bf16 + channels-last on CPU (runtime.amp_settings)
     workers: int = 0  # decoded images are cached in-process; workers would each decode again
 
     def __post_init__(self):

@@ -15,36 +15,11 @@ import pandas as pd
 
 from vscr_core.data.registry import dataset_spec
 from vscr_core.model import feature_dim
+from vscr_core.paper import reported
 from vscr_core.paper.variants import TABLE2, TABLE4, VARIANTS, table3_variants
 
 METRICS = ("rank1", "rank5", "rank10", "mAP")
 
-# The paper's reported figures (%). Table 2: UAV-VeID validation and VeRi-776, (rank-1, mAP).
-REPORTED_TABLE2 = {
-    "baseline": {"uav_veid": (83.52, 89.01), "veri776": (88.25, 63.01)},
-    "t2_b": {"uav_veid": (85.73, 90.29), "veri776": (88.51, 64.33)},
-    "t2_c": {"uav_veid": (86.21, 91.06), "veri776": (88.72, 64.56)},
-    "t2_d": {"uav_veid": (88.02, 92.36), "veri776": (90.25, 66.36)},
-    "t2_e": {"uav_veid": (89.32, 93.03), "veri776": (91.78, 68.95)},
-    "t2_f": {"uav_veid": (89.41, 93.07), "veri776": (91.35, 68.06)},
-    "multi_scale": {"uav_veid": (91.32, 94.76), "veri776": (92.96, 72.18)},
-    "t2_h": {"uav_veid": (91.33, 94.28), "veri776": (93.01, 72.29)},
-}
-# Tables 3 and 4: (rank-1, rank-5, rank-10, mAP) per data set. Table 3 is UAV-VeID validation
-# only; its baseline and 4-view rows are Table 4's (a) and (b) there.
-REPORTED_TABLE4 = {
-    "baseline": {"uav_veid": (83.52, 95.97, 98.13, 89.01), "veri776": (88.25, 94.69, 96.55, 63.01),
-                 "vehicleid": (66.96, 77.39, 82.73, 71.27)},
-    "view3": {"uav_veid": (85.71, 97.68, 98.76, 90.97)},
-    "view_adversary": {"uav_veid": (86.05, 98.03, 99.01, 91.29),
-                       "veri776": (91.35, 96.18, 97.15, 68.35),
-                       "vehicleid": (69.94, 81.02, 85.01, 75.76)},
-    "multi_scale": {"uav_veid": (91.32, 98.63, 99.16, 94.76),
-                    "veri776": (92.96, 96.89, 97.86, 72.18),
-                    "vehicleid": (73.49, 85.16, 89.28, 77.71)},
-    "vscr": {"uav_veid": (91.98, 98.86, 99.37, 95.21), "veri776": (94.11, 97.85, 98.56, 75.53),
-             "vehicleid": (74.58, 87.12, 92.09, 78.78)},
-}
 _REPORTED_NAMES = {"uav_veid": "UAV-VeID val", "veri776": "VeRi-776", "vehicleid": "VehicleID"}
 
 
@@ -89,16 +64,16 @@ def summarise(runs: pd.DataFrame, names, dataset: str, chance: dict,
 
 
 def table2(runs: pd.DataFrame, dataset: str, chance: dict) -> pd.DataFrame:
-    return summarise(runs, TABLE2, dataset, chance, ("rank1", "mAP"), REPORTED_TABLE2)
+    return summarise(runs, TABLE2, dataset, chance, ("rank1", "mAP"), reported.TABLE2)
 
 
 def table3(runs: pd.DataFrame, dataset: str, chance: dict, num_views: int) -> pd.DataFrame:
     """Table 3 on a data set with `num_views` view classes (variants.table3_variants)."""
-    return summarise(runs, table3_variants(num_views), dataset, chance, METRICS, REPORTED_TABLE4)
+    return summarise(runs, table3_variants(num_views), dataset, chance, METRICS, reported.TABLE4)
 
 
 def table4(runs: pd.DataFrame, dataset: str, chance: dict) -> pd.DataFrame:
-    return summarise(runs, TABLE4, dataset, chance, METRICS, REPORTED_TABLE4)
+    return summarise(runs, TABLE4, dataset, chance, METRICS, reported.TABLE4)
 
 
 def plot_ablation(table: pd.DataFrame, path: Path, title: str, metrics=("rank1", "mAP")) -> Path:

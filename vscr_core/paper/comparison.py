@@ -28,89 +28,13 @@ from vscr_core.data.registry import DATASETS, dataset_spec
 from vscr_core.evaluate import chance_level, protocol_counts
 from vscr_core.experiments import measured_chance
 from vscr_core.files import save_figure
+from vscr_core.paper import reported
 
 MODELS = ("baseline", "vscr")  # the variants compared with the paper (variants.VARIANTS)
 LABELS = {"baseline": "baseline (this project)", "vscr": "VSCR (this project)"}
 METRICS = ("rank1", "rank5", "rank10", "mAP")
 
-# ---------------------------------------------------------------------------------------------
-# The paper's reported numbers (Teng et al., IJCV 2021, Tables 5-8). None: "–" in the paper.
-
-# Table 5, UAV-VeID test split: (method, r=1, r=5, r=10). The paper gives no mAP here.
-REPORTED_TABLE5 = (
-    ("VGG_CNN_M (Chatfield et al. 2014)", 28.34, 39.27, 43.48),
-    ("Siamese-Visual (Shen et al. 2017)", 25.98, 41.98, 50.61),
-    ("RAM (Liu et al. 2018)", 45.26, 59.35, 64.07),
-    ("SCAN (Teng et al. 2018)", 40.49, 53.74, 60.55),
-    ("GoogLeNet (Szegedy et al. 2015b)", 45.23, 64.88, 70.38),
-    ("CN-Nets (Yao et al. 2017)", 55.91, 76.54, 82.46),
-    ("VSCR (Ours)", 70.59, 88.33, 92.51),
-)
-
-# Table 6, VeRi-776: (method, r=1, r=5, mAP, backbone).
-REPORTED_TABLE6 = (
-    ("GoogLeNet (Yang et al. 2015)", 52.12, 66.79, 17.81, "GoogLeNet"),
-    ("FACT (Liu et al. 2016d)", 50.95, 73.48, 18.49, "GoogLeNet"),
-    ("FACT+STR (Liu et al. 2016d)", 61.44, 78.78, 27.77, "GoogLeNet"),
-    ("VGG+C+T (Zhang et al. 2017)", 86.41, 92.91, 58.78, "VGG_CNN_M"),
-    ("OIFE (Wang et al. 2017)", 65.9, 87.7, 48.00, "GoogLeNet†"),
-    ("OIFE+ST (Wang et al. 2017)", 68.3, 89.7, 51.42, "GoogLeNet†"),
-    ("Path-LSTM (Shen et al. 2017)", 83.49, 90.04, 58.27, "ResNet50"),
-    ("RAM (Liu et al. 2018)", 88.6, 94.0, 61.5, "VGG_CNN_M"),
-    ("SCAN (Teng et al. 2018)", 82.24, 90.76, 49.87, "VGG16"),
-    ("VAMI (Zhou and Shao 2018)", 77.03, 90.82, 50.13, "Self-design"),
-    ("VAMI+ST (Zhou and Shao 2018)", 85.92, 91.84, 61.32, "Self-design"),
-    ("MSVR (Kanac and Zhu 2018)", 88.56, None, 49.30, "MobileNets"),
-    ("PVSS (Liu et al. 2019a)", 90.58, 97.14, 62.62, "ResNet50"),
-    ("FDA-Net (Lou et al. 2019)", 84.27, 92.43, 55.49, "VGG_CNN_M"),
-    ("PRM(256 × 256) (He et al. 2019a)", 92.2, 97.9, 70.2, "ResNet50"),
-    ("VANet (Chu et al. 2019)", 89.78, 95.99, 66.34, "ResNet50"),
-    ("AAVER (Khorramshahi et al. 2019)", 88.97, 94.70, 61.18, "ResNet50"),
-    ("VSCR (ours)", 94.11, 97.85, 75.53, "ResNet50"),
-)
-
-# Table 7, VehicleID (large test set, 2,400 ids): (method, r=1, r=5, mAP, backbone).
-REPORTED_TABLE7 = (
-    ("GoogLeNet (Yang et al. 2015)", 38.27, 59.39, 40.39, "GoogLeNet"),
-    ("Mixed Diff+CCL (Liu et al. 2016a)", 38.2, 61.6, 45.5, "VGG_CNN_M"),
-    ("VGG+C+T (Zhang et al. 2017)", 61.0, 77.5, None, "VGG_CNN_M"),
-    ("CLVR (Kanacı et al. 2017)", 50.6, 68.00, None, "Inception-V3"),
-    ("OIFE+ST (Wang et al. 2017)", 67.0, 82.9, None, "GoogLeNet†"),
-    ("RAM (Liu et al. 2018)", 67.7, 84.5, None, "VGG_CNN_M"),
-    ("C2F (Guo et al. 2018)", 51.4, 72.2, 53.0, "GoogleNet"),
-    ("SCAN (Teng et al. 2018)", 65.44, 78.47, None, "VGG16"),
-    ("VAMI (Zhou and Shao 2018)", 47.34, 70.29, None, "Self-design"),
-    ("MSVR (Kanac and Zhu 2018)", 63.02, 73.05, None, "MobileNets"),
-    ("FDA-Net (Lou et al. 2019)", 55.53, 74.65, 61.84, "VGG_CNN_M"),
-    ("PRM(256 × 256) (He et al. 2019a)", 74.2, 86.4, None, "ResNet50"),
-    ("AAVER (Khorramshahi et al. 2019)", 60.23, 84.85, None, "ResNet50"),
-    ("VSCR (ours)", 74.58, 87.12, 78.78, "ResNet50"),
-)
-
-# Table 8, VERI-Wild: (method, (r=1, r=5, mAP) for small, medium, large, backbone).
-REPORTED_TABLE8 = (
-    ("GoogLeNet (Yang et al. 2015)", (57.16, 75.13, 24.27), (53.16, 71.1, 24.15),
-     (44.61, 63.55, 21.53), "GoogLeNet"),
-    ("Triplet (Schroff et al. 2015)", (44.67, 63.33, 15.69), (40.34, 58.98, 13.34),
-     (33.46, 51.36, 9.93), "GoogLeNet"),
-    ("Softmax (Liu et al. 2016d)", (53.4, 75.03, 26.41), (46.16, 69.88, 22.66),
-     (37.94, 59.89, 17.62), "GoogLeNet"),
-    ("CCL (Liu et al. 2016a)", (56.96, 75.0, 22.50), (51.92, 70.98, 19.28),
-     (44.6, 60.95, 14.81), "VGG_CNN_M"),
-    ("HDC (Yuan et al. 2017)", (57.1, 78.93, 29.14), (49.64, 72.28, 24.76),
-     (43.97, 64.89, 18.30), "GoogLeNet"),
-    ("GSTE (Bai et al. 2018)", (60.46, 80.13, 31.42), (52.12, 74.92, 26.18),
-     (45.36, 66.5, 19.50), "VGG_CNN_M"),
-    ("Unlabled GAN (Zhu et al. 2017)", (58.06, 79.6, 29.86), (51.58, 74.42, 24.71),
-     (43.63, 65.52, 18.23), "Self-design"),
-    ("FDA-Net (Lou et al. 2019)", (64.03, 82.8, 35.11), (57.82, 78.34, 29.80),
-     (49.43, 70.48, 22.78), "VGG_CNN_M"),
-    ("Baseline (ours)", (88.32, 92.08, 67.66), (82.86, 90.34, 63.16), (78.02, 87.29, 56.56),
-     "ResNet50"),
-    ("VSCR (ours)", (93.13, 97.70, 75.79), (89.68, 96.56, 70.47), (86.29, 94.60, 64.19),
-     "ResNet50"),
-)
-VERIWILD_SUBSETS = ("small", "medium", "large")
+VERIWILD_SUBSETS = tuple(reported.VERIWILD_TEST_IDS)  # small, medium, large
 
 
 @dataclass(frozen=True)
@@ -139,7 +63,7 @@ class PaperTable:
 
 def _rows5():
     return tuple({"method": m, "backbone": None, "subset": None, "rank1": r1, "rank5": r5,
-                  "rank10": r10, "mAP": None} for m, r1, r5, r10 in REPORTED_TABLE5)
+                  "rank10": r10, "mAP": None} for m, r1, r5, r10 in reported.TABLE5)
 
 
 def _rows67(rows):
@@ -149,7 +73,7 @@ def _rows67(rows):
 
 def _rows8():
     out = []
-    for m, *subsets, b in REPORTED_TABLE8:
+    for m, *subsets, b in reported.TABLE8:
         for subset, (r1, r5, ap) in zip(VERIWILD_SUBSETS, subsets, strict=True):
             out.append({"method": m, "backbone": b, "subset": subset, "rank1": r1, "rank5": r5,
                         "rank10": None, "mAP": ap})
@@ -158,26 +82,33 @@ def _rows8():
 
 # VERI-Wild's test subsets are named by their identities (test_3000/5000/10000 lists); the
 # paper gives no gallery sizes, so its chance row assumes every identity has as many gallery
-# images as the training set's mean (277,797 images / 30,671 ids, Sect. 3.1.3), about 9.
-_WILD_M = round(277_797 / 30_671)
+# images as the training set's mean (Sect. 3.1.3), about 9.
+_WILD_M = round(reported.VERIWILD_TRAIN["images"] / reported.VERIWILD_TRAIN["identities"])
+_UAV_TEST_IDS = reported.UAV_VEID_SPLITS["test"][0]
+_VERI776_GALLERY, _VERI776_IDS = (reported.VERI776_TEST[k] for k in ("gallery_images",
+                                                                     "identities"))
 TABLES: dict[int, PaperTable] = {
     5: PaperTable(5, "table5_uav_test", "uav_veid",
                   ((None, {"split": "test"}),), _rows5(),
-                  {None: (1, 2_208, True, "one gallery image for each of 2,208 test ids")}),
+                  {None: (1, _UAV_TEST_IDS, True,
+                          f"one gallery image for each of {_UAV_TEST_IDS:,} test ids")}),
     6: PaperTable(6, "table6_veri776", "veri776", ((None, {}),),
-                  _rows67(REPORTED_TABLE6),
-                  {None: (round(11_579 / 200), 11_579, False,
-                          "11,579 gallery images of 200 ids: about 58 true matches per query; "
+                  _rows67(reported.TABLE6),
+                  {None: (round(_VERI776_GALLERY / _VERI776_IDS), _VERI776_GALLERY, False,
+                          f"{_VERI776_GALLERY:,} gallery images of {_VERI776_IDS} ids: about "
+                          f"{round(_VERI776_GALLERY / _VERI776_IDS)} true matches per query; "
                           "the same-camera junk rule ignored")}),
     7: PaperTable(7, "table7_vehicleid", "vehicleid", ((None, {}),),
-                  _rows67(REPORTED_TABLE7),
-                  {None: (1, 2_400, True, "one gallery image for each of 2,400 ids")}),
+                  _rows67(reported.TABLE7),
+                  {None: (1, reported.VEHICLEID_LARGE_TEST_IDS, True,
+                          f"one gallery image for each of {reported.VEHICLEID_LARGE_TEST_IDS:,} "
+                          "ids")}),
     8: PaperTable(8, "table8_veriwild", "veriwild",
                   tuple((s, {"subset": s}) for s in VERIWILD_SUBSETS), _rows8(),
                   {s: (_WILD_M, _WILD_M * n, False,
                        f"{n:,} ids with about {_WILD_M} gallery images each (the training "
                        "set's mean; the paper gives no gallery sizes); junk ignored")
-                   for s, n in zip(VERIWILD_SUBSETS, (3_000, 5_000, 10_000), strict=True)}),
+                   for s, n in reported.VERIWILD_TEST_IDS.items()}),
 }
 TABLE_NAMES = {t.name: n for n, t in TABLES.items()}
 
@@ -331,10 +262,10 @@ def plot_cmc(curves: pd.DataFrame, table5: pd.DataFrame, out_png) -> Path:
 
     fig = Figure(figsize=(7.5, 5), dpi=150, layout="constrained")
     ax = fig.subplots()
-    reported = table5[table5["source"].str.startswith("reported")]
-    colours = sns.color_palette("tab10", len(reported) + 2)
+    paper_rows = table5[table5["source"].str.startswith("reported")]
+    colours = sns.color_palette("tab10", len(paper_rows) + 2)
     marks = "os^vD<>ph*"
-    for i, r in enumerate(reported.itertuples()):
+    for i, r in enumerate(paper_rows.itertuples()):
         ax.plot([1, 5, 10], [r.rank1, r.rank5, r.rank10], ls=":", lw=1, marker=marks[i % 10],
                 ms=6, color=colours[i + 2], label=f"reported: {r.method}")
     for i, (_, c) in enumerate(curves.groupby("variant", sort=False)):
@@ -528,8 +459,7 @@ def fig8_statement(df: pd.DataFrame) -> str:
 
 
 __all__ = [
-    "LABELS", "METRICS", "MODELS", "REPORTED_TABLE5", "REPORTED_TABLE6",
-    "REPORTED_TABLE7", "REPORTED_TABLE8", "TABLES", "PaperTable", "VERIWILD_SUBSETS",
+    "LABELS", "METRICS", "MODELS", "TABLES", "PaperTable", "VERIWILD_SUBSETS",
     "FIG8_COLUMNS", "build_table", "cmc_curves", "distractor_counts", "distractor_table",
     "fig8_statement", "needs_note", "paper_table", "plot_cmc",
     "plot_distractors", "statement", "table_provenance", "uav_test_metrics",

@@ -76,7 +76,7 @@ def display_image(x: torch.Tensor) -> np.ndarray:
 
 
 def _device(cfg: Config, device=None) -> torch.device:
-    from vscr_core.train import resolve_device
+    from vscr_core.runtime import resolve_device
 
     return resolve_device(cfg.train.device) if device is None else torch.device(device)
 

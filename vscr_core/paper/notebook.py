@@ -38,6 +38,7 @@ from vscr_core.config import PROFILES
 from vscr_core.config import profile as profile_config
 from vscr_core.data.registry import dataset_spec
 from vscr_core.files import REPO_ROOT, atomic_write_bytes, git_commit
+from vscr_core.paper import reported
 
 # Notebooks run without ipywidgets; tqdm.auto then falls back to text bars and warns once.
 warnings.filterwarnings("ignore", message="IProgress not found")
@@ -491,17 +492,6 @@ def build_index(out_dir=None, figures: tuple[FigureEntry, ...] = FIGURES) -> Pat
 # ---------------------------------------------------------------------------------------------
 # 00_datasets: Table 1 and Fig. 3
 
-# The paper's Table 1 (identities, images, distractors, cameras, views, year).
-REPORTED_TABLE1 = (
-    ("VeRi-776", 776, 51_035, 0, "fixed", "3", "2016"),
-    ("VehicleID", 26_267, 221_763, 0, "fixed", "2", "2016"),
-    ("VERI-Wild", 40_671, 416_314, 0, "fixed", "flexible", "2019"),
-    ("UAV-VeID", 4_601, 41_917, 300_000, "mobile UAV", "flexible", "–"),
-)
-# UAV-VeID's split (Sect. 3.2.2): identities and images.
-REPORTED_UAV_VEID_SPLITS = {"train": (1_797, 18_709), "val": (596, 4_150),
-                            "test": (2_208, 19_058), "distractors": (None, 300_000),
-                            "all": (4_601, 41_917)}
 _PID_STRIDE = 10**7  # keeps ids of different splits apart when they are pooled
 
 
@@ -565,7 +555,7 @@ def table1(parts: DatasetParts, stats: dict) -> pd.DataFrame:
     rows = [{"dataset": n, "source": "reported (paper Table 1)", "identities": ids,
              "images": imgs, "images_per_id": round(imgs / ids, 2), "distractors": d,
              "cameras": cam, "views": views, "year": year}
-            for n, ids, imgs, d, cam, views, year in REPORTED_TABLE1]
+            for n, ids, imgs, d, cam, views, year in reported.TABLE1]
     whole = stats["all"]
     labelled = sum(v for k, v in stats["train"]["views"].items() if k != "unknown")
     rows.append({"dataset": parts.name, "source": "measured", "identities": whole["ids"],
@@ -583,7 +573,7 @@ def split_table(stats: dict) -> pd.DataFrame:
     reported split sizes (the synthetic set keeps its proportions at a smaller scale)."""
     rows = []
     for split, st in stats.items():
-        rep = REPORTED_UAV_VEID_SPLITS.get(split)
+        rep = reported.UAV_VEID_SPLITS.get(split)
         rows.append({
             "split": split,
             "identities_reported": rep[0] if rep else None,
@@ -713,8 +703,6 @@ def fig6_runs(run: NotebookRun, name: str = "viewpoint_fig6", progress: bool = F
 def fig6_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per fraction: measured accuracy (%, mean and std over seeds), chance, and the paper's
     reported figure where it gives one (VeRi-776, 3 views, 25 %)."""
-    from vscr_core.viewpoint import REPORTED_VERI776_25
-
     g = df.groupby("fraction")
     out = pd.DataFrame({
         "fraction": g["fraction"].first(),
@@ -725,7 +713,7 @@ def fig6_summary(df: pd.DataFrame) -> pd.DataFrame:
         "accuracy_measured_std": (100 * g["accuracy"].std()).round(2),
         "chance": (100 / g["num_views"].first()).round(2),
     }).reset_index(drop=True)
-    out["accuracy_reported"] = np.where(np.isclose(out["fraction"], 0.25), REPORTED_VERI776_25,
+    out["accuracy_reported"] = np.where(np.isclose(out["fraction"], 0.25), reported.FIG6_VERI776_25,
                                         np.nan)
     out["reported_on"] = np.where(np.isclose(out["fraction"], 0.25),
                                   "VeRi-776, 3 views (Sect. 5.3.1)", "")
@@ -744,9 +732,9 @@ def fig6_statement(summary: pd.DataFrame) -> str:
     gain = last["accuracy_measured_mean"] - summary["accuracy_measured_mean"].iloc[0]
     lines.append(f"Going from the smallest to the largest share changes accuracy by {gain:+.2f} "
                  "points.")
-    reported = summary["accuracy_reported"].dropna()
-    if len(reported):
-        lines.append(f"The paper reports {reported.iloc[0]} % at 25 % on VeRi-776 (3 views, real "
+    paper = summary["accuracy_reported"].dropna()
+    if len(paper):
+        lines.append(f"The paper reports {paper.iloc[0]} % at 25 % on VeRi-776 (3 views, real "
                      "images), a different data set: the comparison is of the curve's shape.")
     return "\n".join(lines)
 
@@ -754,7 +742,7 @@ def fig6_statement(summary: pd.DataFrame) -> str:
 __all__ = [
     "DEFAULT_SEEDS", "FIGURES", "DatasetParts", "FigureEntry", "Fig6Settings", "NotebookRun",
     "notebook_paths", "reproduce",
-    "REPORTED_TABLE1", "REPORTED_UAV_VEID_SPLITS", "build_index", "contact_sheet", "fig3",
+    "build_index", "contact_sheet", "fig3",
     "fig6_runs", "fig6_settings", "fig6_statement", "fig6_summary", "figure_path", "git_commit",
     "load_parts", "read_table", "resolve_out_dir", "resolve_seeds", "split_statistics",
     "split_table", "table1", "table1_statement", "table_path", "write_table",
