@@ -46,7 +46,7 @@ import torch
 from vscr_core.config import Config, lr_milestones, profile
 from vscr_core.experiments import evaluate_model, measured_chance
 from vscr_core.files import atomic_write_bytes, git_commit
-from vscr_core.model import build_model
+from vscr_core.model import VSCRNet
 from vscr_core.runtime import seed_everything
 from vscr_core.train import fit, load_data, load_trained_model
 
@@ -197,7 +197,8 @@ def initial_row(cfg: Config, ds) -> dict:
     """Epoch 0: the randomly initialised network fit starts from (fit seeds with train.seed and
     then builds the model, as here), i.e. what random convolutional features score already."""
     seed_everything(cfg.train.seed)
-    metrics = evaluate_model(build_model(cfg.model, ds.num_train_pids), cfg, ds, progress=False)
+    model = VSCRNet.from_config(cfg.model, ds.num_train_pids)
+    metrics = evaluate_model(model, cfg, ds, progress=False)
     return {"epoch": 0, "lr": cfg.train.lr, "loss_total": None,
             "epoch_s": 0.0, "train_s": 0.0, "rank1": 100 * metrics["rank1"],
             "rank5": 100 * metrics["rank5"], "mAP": 100 * metrics["mAP"]}

@@ -15,29 +15,31 @@ import tempfile
 import time
 from pathlib import Path
 
-from vscr_core.data import synth
+from vscr_core.data.synth import SYNTH_PRESETS, generate_dataset
+from vscr_core.data.synth.render import render
+from vscr_core.data.synth.write import plan
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--preset", default="quick", choices=list(synth.SYNTH_PRESETS))
+    ap.add_argument("--preset", default="quick", choices=list(SYNTH_PRESETS))
     ap.add_argument("--workers", type=int, default=None, help="default: all cores")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    settings = synth.SYNTH_PRESETS[args.preset]
-    jobs = synth.plan(settings, args.seed)
+    settings = SYNTH_PRESETS[args.preset]
+    jobs = plan(settings, args.seed)
     n_images = len(jobs) + settings.num_distractors
     t = time.perf_counter()
     for job in jobs[:300]:
-        synth.render(job, settings, args.seed)
+        render(job, settings, args.seed)
     one_core = 300 / (time.perf_counter() - t)
 
     workers = args.workers or os.cpu_count()
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        root = synth.generate_dataset(Path(tmp) / "tree", args.preset, args.seed, progress=False,
-                                      workers=workers)
+        root = generate_dataset(Path(tmp) / "tree", args.preset, args.seed, progress=False,
+                                workers=workers)
         total = time.perf_counter() - t
         size_mb = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20
     load = os.getloadavg()[0]

@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vscr_core.config import profile
 from vscr_core.losses import vscr_loss
-from vscr_core.model import build_model
+from vscr_core.model import VSCRNet
 from vscr_core.runtime import amp_settings, autocast
 
 NUM_IDS = 576  # VeRi-776's training identities
@@ -28,7 +28,7 @@ NUM_IDS = 576  # VeRi-776's training identities
 def make(dilations, adversary, backbone):
     cfg = dataclasses.replace(profile("paper").model, backbone=backbone, dilations=dilations,
                               view_adversary=adversary, pretrained=None)
-    return build_model(cfg, NUM_IDS)
+    return VSCRNet.from_config(cfg, NUM_IDS)
 
 
 def step_fn(model, x, pids, views, dtype, channels_last):

@@ -36,7 +36,7 @@ import torch
 from vscr_core.config import profile
 from vscr_core.evaluate import evaluate_uav_veid
 from vscr_core.losses import grl_ramp, vscr_loss
-from vscr_core.model import build_model
+from vscr_core.model import VSCRNet
 
 NUM_IDS = 1797  # UAV-VeID's training identities: the classifier's width
 DIM = 512  # the paper's feature width
@@ -90,7 +90,7 @@ def train_variant(name: str, size: dict, device: torch.device) -> dict:
     t = cfg.train
     reset_gpu_peak(device)
     torch.manual_seed(t.seed)
-    model = build_model(model_cfg, NUM_IDS).to(device, memory_format=torch.channels_last)
+    model = VSCRNet.from_config(model_cfg, NUM_IDS).to(device, memory_format=torch.channels_last)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
                                 weight_decay=t.weight_decay)

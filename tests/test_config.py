@@ -4,15 +4,25 @@ import json
 
 import pytest
 
-from vscr_core.config import PROFILES, Config, lr_milestones, profile
+from vscr_core.config import PROFILES, Config, lr_milestones, profile, profile_settings
 from vscr_core.data.types import UNKNOWN, VIEW_NAMES, flip_view, merge_view
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
 def test_profiles_round_trip_through_json(name):
-    cfg = PROFILES[name]
+    cfg = PROFILES[name].config
     again = Config.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg and again.digest() == cfg.digest()
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_a_profile_is_one_object_holding_what_it_decides(name):
+    p = profile_settings(name)
+    assert p.name == name == profile(name).name and p.config is PROFILES[name].config
+    assert p.seeds and 1 <= p.table2_seeds <= len(p.seeds)
+    assert p.fig6.fractions == tuple(sorted(p.fig6.fractions)) and p.fig6.fractions[-1] == 1.0
+    with pytest.raises(ValueError, match="unknown profile 'nope'.*smoke"):
+        profile_settings("nope")
 
 
 def test_paper_profile_has_the_papers_settings():

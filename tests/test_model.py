@@ -1,11 +1,14 @@
 """VSCRNet: every Table 2 row is a config with the right feature width; the trunk runs once."""
 
+import dataclasses
+import inspect
+
 import pytest
 import torch
 from torchvision import models
 
 from vscr_core.config import ModelConfig
-from vscr_core.model import VSCRNet, build_model
+from vscr_core.model import VSCRNet
 
 # Table 2 of the paper: (row, dilations, weight sharing, fused) -> width of the ReID feature
 TABLE2 = [
@@ -24,7 +27,7 @@ TABLE2 = [
 def test_every_table2_row_builds_and_gives_its_feature_width(row, dilations, share, fuse, width):
     cfg = ModelConfig(backbone="resnet18", dilations=dilations, share_branches=share, fuse=fuse,
                       pretrained=None)
-    model = build_model(cfg, num_ids=7)
+    model = VSCRNet.from_config(cfg, 7)
     x = torch.randn(4, 3, 64, 64)
     out = model.train()(x)
     assert len(out.features) == len(out.logits) == len(dilations)
@@ -34,6 +37,21 @@ def test_every_table2_row_builds_and_gives_its_feature_width(row, dilations, sha
     assert model.uses_mscl == (len(dilations) > 1 and not fuse)
     with torch.no_grad():
         assert model.eval()(x).shape == (4, width) and model.feature_dim == width
+
+
+def test_from_config_builds_what_the_keyword_constructor_builds():
+    cfg = ModelConfig(backbone="resnet18", dilations=(1, 3), num_views=3, embed_dim=64,
+                      view_adversary=True, grl_lambda=0.5, pretrained=None)
+    torch.manual_seed(0)
+    a = VSCRNet.from_config(cfg, 9)
+    torch.manual_seed(0)
+    b = VSCRNet(9, backbone="resnet18", dilations=(1, 3), num_views=3, embed_dim=64,
+                grl_lambda=0.5)
+    assert a.dilations == b.dilations and a.grl_lambda == b.grl_lambda == 0.5
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    keywords = set(inspect.signature(VSCRNet).parameters) - {"num_ids"}
+    assert keywords == {f.name for f in dataclasses.fields(ModelConfig)}
 
 
 def test_shared_branches_share_res5_weights_but_not_their_dilation():

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from conftest import NOTEBOOKS, printed
 
+from vscr_core.config import profile_settings
 from vscr_core.paper import notebook as nbk
+from vscr_core.paper import results
+from vscr_core.paper.reproduce import notebook_paths, reproduce
 
 
 def check_provenance(meta: dict, notebook: str) -> None:
@@ -34,7 +37,7 @@ def test_00_datasets(notebook_env, run_notebook):
 
     out_dir, root = notebook_env
     run_notebook("00_datasets", data_root=str(root))
-    table, meta = nbk.read_table("table1_datasets", out_dir)
+    table, meta = results.read_table("table1_datasets", out_dir)
     check_provenance(meta, "00_datasets")
     val, test = load_uav_veid(root, "val"), load_uav_veid(root, "test")
     st_val, st_test = dataset_statistics(val, False), dataset_statistics(test, False)
@@ -48,7 +51,7 @@ def test_00_datasets(notebook_env, run_notebook):
     assert list(reported["dataset"]) == ["VeRi-776", "VehicleID", "VERI-Wild", "UAV-VeID"]
     assert reported.set_index("dataset").loc["UAV-VeID", "images"] == 41_917
 
-    splits, _ = nbk.read_table("table1_splits", out_dir)
+    splits, _ = results.read_table("table1_splits", out_dir)
     by = splits.set_index("split")
     assert by.loc["train", "identities_measured"] == st_val["train"]["ids"]
     assert by.loc["test", "images_measured"] == st_test["query"]["images"] + len(test.gallery)
@@ -61,13 +64,13 @@ def test_00_datasets(notebook_env, run_notebook):
 def test_01_viewpoint(notebook_env, run_notebook):
     out_dir, _ = notebook_env
     run_notebook("01_viewpoint")
-    runs, meta = nbk.read_table("viewpoint_fig6", out_dir)
+    runs, meta = results.read_table("viewpoint_fig6", out_dir)
     check_provenance(meta, "01_viewpoint")
-    settings = nbk.fig6_settings("smoke")
-    assert meta["config"]["steps"] == settings.config.steps
+    settings = profile_settings("smoke").fig6
+    assert meta["config"]["steps"] == settings.classifier.steps
     assert sorted(runs["fraction"]) == sorted(settings.fractions)
     assert runs["accuracy"].between(0, 1).all() and (runs["test_images"] > 0).all()
-    summary, _ = nbk.read_table("viewpoint_fig6_summary", out_dir)
+    summary, _ = results.read_table("viewpoint_fig6_summary", out_dir)
     assert np.allclose(summary["accuracy_measured_mean"],
                        100 * runs.groupby("fraction")["accuracy"].mean().to_numpy(), atol=0.01)
     for fig in ("fig6_viewpoint", "viewpoint_confusion"):
@@ -80,10 +83,10 @@ def test_01_viewpoint(notebook_env, run_notebook):
 def test_index_lists_every_figure_and_table(tmp_path):
     import pandas as pd
 
-    nbk.write_table(pd.DataFrame({"a": [1, 2]}), "viewpoint_fig6_summary", tmp_path,
+    results.write_table(pd.DataFrame({"a": [1, 2]}), "viewpoint_fig6_summary", tmp_path,
                     {"commit": "abc", "profile": "smoke"})
-    page = nbk.build_index(tmp_path).read_text()
-    for f in nbk.FIGURES:
+    page = results.build_index(tmp_path).read_text()
+    for f in results.FIGURES:
         assert f.name in page
     assert "results/viewpoint_fig6_summary.csv" in page and "not drawn yet" in page
 
@@ -92,26 +95,26 @@ def test_write_table_refuses_bad_names_and_values(tmp_path):
     import pandas as pd
 
     with pytest.raises(ValueError, match="bare file stem"):
-        nbk.write_table(pd.DataFrame(), "../x", tmp_path, {})
+        results.write_table(pd.DataFrame(), "../x", tmp_path, {})
     with pytest.raises(TypeError, match="not JSON-serialisable"):
-        nbk.write_table(pd.DataFrame(), "x", tmp_path, {"bad": object()})
+        results.write_table(pd.DataFrame(), "x", tmp_path, {"bad": object()})
     assert not (tmp_path / "results" / "x.csv").exists()  # nothing half-written
     assert nbk.resolve_seeds("0, 1", "quick") == (0, 1) == nbk.resolve_seeds([0, 1], "smoke")
     assert nbk.resolve_seeds(None, "smoke") == (0,)
 
 
 def test_notebook_paths_in_order_and_unknown_prefix():
-    names = [p.stem for p in nbk.notebook_paths()]
+    names = [p.stem for p in notebook_paths()]
     assert names == sorted(names) and names[0] == "00_datasets"
-    assert [p.stem for p in nbk.notebook_paths(["01"])] == ["01_viewpoint"]
+    assert [p.stem for p in notebook_paths(["01"])] == ["01_viewpoint"]
     with pytest.raises(ValueError, match="no notebook matches"):
-        nbk.notebook_paths(["99"])
+        notebook_paths(["99"])
 
 
 @pytest.mark.slow
 def test_reproduce_prints_a_line_per_notebook(notebook_env, capfd):
     out_dir, _ = notebook_env
-    written = nbk.reproduce("smoke", out_dir=out_dir / "repro", only=["00"])
+    written = reproduce("smoke", out_dir=out_dir / "repro", only=["00"])
     assert [p.name for p in written] == ["00_datasets.ipynb"] and written[0].is_file()
     out = capfd.readouterr().out
     assert "[1/1] 00_datasets (smoke) ..." in out and "[1/1] 00_datasets done in" in out

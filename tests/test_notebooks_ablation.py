@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from vscr_core.paper import ablation
-from vscr_core.paper import notebook as nbk
+from vscr_core.paper import ablation, results
 
 
 def _run_metrics(out_dir, run_name: str) -> dict:
@@ -18,10 +17,10 @@ def _run_metrics(out_dir, run_name: str) -> dict:
 def test_02_and_03_tables(notebook_env, run_notebook):
     out_dir, _ = notebook_env
     run_notebook("02_branch_ablation")
-    t2, meta = nbk.read_table("table2_branch_ablation", out_dir)
+    t2, meta = results.read_table("table2_branch_ablation", out_dir)
     assert meta["notebook"] == "02_branch_ablation" and meta["profile"] == "smoke"
     assert meta["split"] == "val"
-    per_run, _ = nbk.read_table("table2_runs", out_dir)
+    per_run, _ = results.read_table("table2_runs", out_dir)
     assert list(per_run["variant"]) == list(ablation.TABLE2) and set(per_run["seed"]) == {0}
     assert list(t2["variant"]) == list(ablation.TABLE2)
     assert list(t2["feature_dim"]) == [512, 1024, 512, 1024, 512, 1536, 512, 512]
@@ -39,8 +38,8 @@ def test_02_and_03_tables(notebook_env, run_notebook):
 
     runs_before = sorted(p.name for p in (out_dir / "results" / "runs").iterdir())
     run_notebook("03_view_ablation")
-    t3, _ = nbk.read_table("table3_view_adversary", out_dir)
-    t4, meta4 = nbk.read_table("table4_variants", out_dir)
+    t3, _ = results.read_table("table3_view_adversary", out_dir)
+    t4, meta4 = results.read_table("table4_variants", out_dir)
     assert list(t3["variant"]) == ["baseline", "view3", "view_adversary"]
     assert list(t4["variant"]) == ["baseline", "view_adversary", "multi_scale", "vscr"]
     assert meta4["seeds"] == [0] and (t4["seeds"] == 1).all()

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from vscr_core.paper import claims
-from vscr_core.paper import notebook as nbk
+from vscr_core.paper import claims, results
 
 
 def test_gain_verdicts_follow_the_interval():
@@ -97,17 +96,17 @@ def test_09_claims(notebook_env, run_notebook):
                             ("table4_variants", "03_view_ablation"),
                             ("table5_uav_test", "04_comparison"),
                             ("fig8_distractors", "05_distractors")):
-        if not nbk.table_path(table, out_dir).is_file():  # another test may have run it
+        if not results.table_path(table, out_dir).is_file():  # another test may have run it
             run_notebook(notebook)
     run_notebook("09_claims")
-    table, meta = nbk.read_table("claims", out_dir)
+    table, meta = results.read_table("claims", out_dir)
     assert meta["notebook"] == "09_claims"
     assert {"Table 2 (e) vs (d)", "Table 3", "Table 4 (d) vs (a)", "Table 5", "Fig. 8",
             "Fig. 6"} <= set(table["source"])
     assert tuple(table.columns) == claims.COLUMNS
     assert meta["tested"] == claims.tested(table) and meta["margin"] == claims.EQUIVALENCE_MARGIN
     # each measured difference is the one in its runs table: VSCR over the baseline in Table 4
-    runs = nbk.read_table("table4_runs", out_dir)[0].groupby("variant")["rank1"].mean()
+    runs = results.read_table("table4_runs", out_dir)[0].groupby("variant")["rank1"].mean()
     row = table[table["source"] == "Table 4 (d) vs (a)"].iloc[0]
     assert row["measured"] == pytest.approx(runs["vscr"] - runs["baseline"], abs=0.006)
     assert row["reported"] == pytest.approx(8.46)  # 91.98 - 83.52
@@ -119,7 +118,8 @@ def test_09_claims(notebook_env, run_notebook):
     assert ablations["ci_low"].isna().all() and (ablations["holm"].fillna("") == "").all()
     # the paper's 98.29 % is on VeRi-776 with 3 views: not comparable with the synthetic set
     fig6 = table[table["source"] == "Fig. 6 (VeRi-776, 3 views)"]
-    reported = nbk.read_table("viewpoint_fig6_summary", out_dir)[0]["accuracy_reported"].dropna()
+    summary = results.read_table("viewpoint_fig6_summary", out_dir)[0]
+    reported = summary["accuracy_reported"].dropna()
     assert len(fig6) == len(reported[:1])  # the row exists where the summary has the number
     assert (fig6["verdict"] == claims.NOT_COMPARABLE).all()
     assert (out_dir / "figures" / "claims.png").stat().st_size > 10_000
@@ -135,8 +135,8 @@ def test_fig6_absolute_accuracy_is_compared_only_on_the_papers_setting(tmp_path,
                          "seed": [0, 1, 2] * 2,
                          "accuracy": [0.58, 0.60, 0.59, 0.60, 0.61, 0.62]})
     summary = pd.DataFrame({"fraction": [0.25, 1.0], "accuracy_reported": [98.29, np.nan]})
-    nbk.write_table(runs, "viewpoint_fig6", tmp_path, {"dataset": dataset})
-    nbk.write_table(summary, "viewpoint_fig6_summary", tmp_path, {"dataset": dataset})
+    results.write_table(runs, "viewpoint_fig6", tmp_path, {"dataset": dataset})
+    results.write_table(summary, "viewpoint_fig6_summary", tmp_path, {"dataset": dataset})
     labels, level = claims.viewpoint_claims(tmp_path)
     assert labels["verdict"] == claims.INCONCLUSIVE  # +2 points, 3 seeds each: not within +-1
     assert level["verdict"] == want and level["reported"] == pytest.approx(98.29)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from vscr_core import viewpoint as vp
+from vscr_core.config import ViewpointConfig
 from vscr_core.data import load_dataset, synthetic_dataset
 
 NOTEBOOKS = ("02_branch_ablation", "03_view_ablation", "04_comparison", "05_distractors")
@@ -24,7 +25,7 @@ def real_run(request, khoa_trees, smoke_synth, run_notebook, tmp_path_factory):
     from a classifier trained on the synthetic smoke set (3 steps: a label file, not accuracy)."""
     name = request.param
     out = tmp_path_factory.mktemp(f"nb_{name}")
-    cfg = vp.ViewpointConfig(num_views=VIEWS[name], image_size=32, steps=3, seed=0)
+    cfg = ViewpointConfig(num_views=VIEWS[name], image_size=32, steps=3, seed=0)
     synth = synthetic_dataset("smoke", root=smoke_synth, progress=False)
     classifier = vp.train_viewpoint_classifier(
         vp.view_samples(synth.train, synth.num_views, VIEWS[name]), cfg).model

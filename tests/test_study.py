@@ -11,7 +11,7 @@ import torch
 
 from vscr_core.config import profile
 from vscr_core.experiments import RUNS_DIR, run_dir
-from vscr_core.model import build_model
+from vscr_core.model import VSCRNet
 from vscr_core.paper import study
 from vscr_core.paper.variants import variant_config
 from vscr_core.train import (
@@ -33,7 +33,7 @@ def smoke_cfg(smoke_synth):
 def _init(base, name, seed=0):
     cfg = variant_config(base, name, seed)
     torch.manual_seed(cfg.train.seed)  # what fit() does before building the model
-    return build_model(cfg.model, 20).state_dict()
+    return VSCRNet.from_config(cfg.model, 20).state_dict()
 
 
 def _same(a, b, prefix):

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from vscr_core.data import SYNTH_PRESETS, load_dataset, synthetic_dataset
-from vscr_core.data import synth as S
+from vscr_core.data.synth import render as R  # the module; the function is R.render
+from vscr_core.data.synth import write as W
 from vscr_core.data.types import VIEW_NAMES
 
 
 def meta(root: Path) -> list[dict]:
-    with open(root / S.META_FILE, newline="") as f:
+    with open(root / W.META_FILE, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -30,25 +31,25 @@ def ids_in(root: Path, listing: str) -> list[int]:
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path, smoke_synth):
-    again = S.generate_dataset(tmp_path / "again", "smoke", seed=0, progress=False)
+    again = W.generate_dataset(tmp_path / "again", "smoke", seed=0, progress=False)
     assert digest(again) == digest(smoke_synth)
-    other = S.generate_dataset(tmp_path / "other", "smoke", seed=1, progress=False)
+    other = W.generate_dataset(tmp_path / "other", "smoke", seed=1, progress=False)
     a, b = digest(smoke_synth), digest(other)
     assert sum(a.get(k) == v for k, v in b.items()) < 0.05 * len(b)
 
 
 def test_worker_processes_give_the_same_bytes(tmp_path, monkeypatch):
     """The process pool renders in any order; the bytes must not depend on it."""
-    monkeypatch.setattr(S, "POOL_MIN_JOBS", 0)
-    one = S.generate_dataset(tmp_path / "one", "smoke", seed=5, progress=False, workers=1)
-    two = S.generate_dataset(tmp_path / "two", "smoke", seed=5, progress=False, workers=2)
+    monkeypatch.setattr(W, "POOL_MIN_JOBS", 0)
+    one = W.generate_dataset(tmp_path / "one", "smoke", seed=5, progress=False, workers=1)
+    two = W.generate_dataset(tmp_path / "two", "smoke", seed=5, progress=False, workers=2)
     assert len(digest(one)) > 200 and digest(one) == digest(two)
 
 
 def test_splits_are_disjoint_with_one_gallery_image_per_id(smoke_synth):
     train = set(ids_in(smoke_synth, "train_id_label.txt"))
     n = SYNTH_PRESETS["smoke"].num_ids
-    sizes = S._split_sizes(n)
+    sizes = W._split_sizes(n)
     for split in ("val", "test"):
         query = ids_in(smoke_synth, f"{split}_q_label.txt")
         gallery = ids_in(smoke_synth, f"{split}_g_label.txt")
@@ -72,7 +73,7 @@ def test_splits_are_disjoint_with_one_gallery_image_per_id(smoke_synth):
 def test_view_labels_follow_the_heading(smoke_synth):
     rows = {r["path"]: r for r in meta(smoke_synth)}
     for r in rows.values():
-        assert r["view"] == VIEW_NAMES[4][S.view_of_heading(float(r["heading_deg"]))]
+        assert r["view"] == VIEW_NAMES[4][R.view_of_heading(float(r["heading_deg"]))]
     viewfile = smoke_synth / "train_view_label(front rear left right).txt"
     for line in viewfile.read_text().splitlines():
         name, *flags = line.split()
@@ -88,29 +89,29 @@ def test_view_labels_follow_the_heading(smoke_synth):
 def test_rendered_faces_agree_with_the_label(heading, seen, hidden):
     """The camera of a 'left' image sees the car's left side, not its right, and so on."""
     rng = np.random.default_rng(0)
-    ident = S.random_identity(rng, 0)
-    job = S._image_job(rng, 0, "x.jpg", "train", "vehicle", ident, [S.random_scene(rng)],
+    ident = R.random_identity(rng, 0)
+    job = W._image_job(rng, 0, "x.jpg", "train", "vehicle", ident, [R.random_scene(rng)],
                        SYNTH_PRESETS["smoke"])
-    job = S.ImageJob(**{**job.__dict__, "heading": float(heading), "pitch": 45.0})
-    _, visible = S.render(job, SYNTH_PRESETS["smoke"], seed=0)
+    job = R.ImageJob(**{**job.__dict__, "heading": float(heading), "pitch": 45.0})
+    _, visible = R.render(job, SYNTH_PRESETS["smoke"], seed=0)
     assert f"body.{seen}" in visible and f"body.{hidden}" not in visible
-    assert VIEW_NAMES[4][S.view_of_heading(heading)] == seen
+    assert VIEW_NAMES[4][R.view_of_heading(heading)] == seen
 
 
 def test_a_mark_on_one_side_shows_from_that_side_only():
     """Marks live on faces: a magenta stripe on the left flank is in left views, not right."""
     rng = np.random.default_rng(3)
-    ident = S.random_identity(rng, 0)
-    stripe = S.Decal("body", "left", S._rect(0.05, 0.95, 0.3, 0.7), (255, 0, 255))
-    ident = S.Identity(**{**ident.__dict__, "body": "sedan", "colour": "grey",
+    ident = R.random_identity(rng, 0)
+    stripe = R.Decal("body", "left", R._rect(0.05, 0.95, 0.3, 0.7), (255, 0, 255))
+    ident = R.Identity(**{**ident.__dict__, "body": "sedan", "colour": "grey",
                           "rgb": (120, 120, 120), "decals": (stripe,), "roof_box": None})
-    scene = S.Scene("road", (90, 90, 90), (235, 235, 230), False, 0.0, 60.0, 0.9, 0.1,
+    scene = R.Scene("road", (90, 90, 90), (235, 235, 230), False, 0.0, 60.0, 0.9, 0.1,
                     (1.0, 1.0, 1.0), 1.0)
 
     def magenta(heading):
-        job = S.ImageJob(0, "x.jpg", "train", "vehicle", ident, heading, 20.0, 50.0, 0.0, scene,
+        job = R.ImageJob(0, "x.jpg", "train", "vehicle", ident, heading, 20.0, 50.0, 0.0, scene,
                          0, False, 0.0, 95, (0.05, 0.05, 0.05, 0.05))
-        img, _ = S.render(job, SYNTH_PRESETS["smoke"], seed=0)
+        img, _ = R.render(job, SYNTH_PRESETS["smoke"], seed=0)
         a = np.asarray(img, int)
         return ((a[..., 0] > 150) & (a[..., 2] > 150) & (a[..., 1] < 100)).mean()
 
@@ -144,7 +145,7 @@ def test_spread_of_viewpoints_and_scales(smoke_synth):
 
 def test_look_alikes_colours_and_bodies(smoke_synth):
     rng = np.random.default_rng(0)
-    idents = [S.random_identity(rng, i) for i in range(2000)]
+    idents = [R.random_identity(rng, i) for i in range(2000)]
     colours = Counter(i.colour for i in idents)
     assert sum(colours[c] for c in ("white", "black", "grey", "silver")) > 0.6 * len(idents)
     assert len({i.body for i in idents}) >= 6
@@ -157,7 +158,7 @@ def test_look_alikes_colours_and_bodies(smoke_synth):
 def test_interrupted_generation_leaves_no_tree_and_resumes(tmp_path, monkeypatch, smoke_synth):
     out = tmp_path / "smoke"
     calls = {"n": 0}
-    real = S.render
+    real = W.render  # the renderer as the writer calls it
 
     def dies_after_50(*args, **kwargs):
         calls["n"] += 1
@@ -165,27 +166,27 @@ def test_interrupted_generation_leaves_no_tree_and_resumes(tmp_path, monkeypatch
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(S, "render", dies_after_50)
+    monkeypatch.setattr(W, "render", dies_after_50)
     with pytest.raises(KeyboardInterrupt):
-        S.generate_dataset(out, "smoke", seed=0, progress=False)
+        W.generate_dataset(out, "smoke", seed=0, progress=False)
     assert not out.exists()  # nothing that looks like a finished tree
     partial = list(tmp_path.glob(".smoke.partial-*"))
     assert len(partial) == 1 and len(list(partial[0].rglob("*.jpg"))) == 50
-    monkeypatch.setattr(S, "render", real)
-    S.generate_dataset(out, "smoke", seed=0, progress=False)  # resumes, same bytes as fresh
+    monkeypatch.setattr(W, "render", real)
+    W.generate_dataset(out, "smoke", seed=0, progress=False)  # resumes, same bytes as fresh
     assert digest(out) == digest(smoke_synth)
     assert not list(tmp_path.glob(".smoke.partial-*"))
     with pytest.raises(FileExistsError):
-        S.generate_dataset(out, "smoke", seed=0, progress=False)
+        W.generate_dataset(out, "smoke", seed=0, progress=False)
     with pytest.raises(ValueError, match="unknown synthetic preset"):
-        S.generate_dataset(tmp_path / "x", "huge")
+        W.generate_dataset(tmp_path / "x", "huge")
 
 
 def test_synthetic_dataset_caches_under_vscr_data(tmp_path, monkeypatch, smoke_synth):
     monkeypatch.setenv("VSCR_DATA", str(tmp_path))
     calls = []
     monkeypatch.setattr("vscr_core.data.generate_dataset",
-                        lambda root, **kw: calls.append(root) or S.generate_dataset(root, **kw))
+                        lambda root, **kw: calls.append(root) or W.generate_dataset(root, **kw))
     ds = synthetic_dataset("smoke", seed=0, progress=False)
     assert calls == [tmp_path / "synth-smoke-s0"]
     assert ds.name == "synth-smoke-s0-val" and ds.num_views == 4

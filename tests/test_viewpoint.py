@@ -12,19 +12,17 @@ import pytest
 import torch
 from conftest import snapshot
 
+from vscr_core.config import ViewpointConfig
 from vscr_core.data import load_uav_veid, with_view_labels
 from vscr_core.data.types import UNKNOWN, VIEW_NAMES, Sample
 from vscr_core.data.uav_veid import LIST_FILES, SPLIT_DIRS, VIEW_FILE
 from vscr_core.data.views import read_view_labels
+from vscr_core.paper.viewpoint_curve import fraction_curve, plot_confusion, plot_fraction_curve
 from vscr_core.viewpoint import (
-    ViewpointConfig,
     ViewpointNet,
     evaluate_viewpoint,
-    fraction_curve,
     label_dataset,
     load_viewpoint_model,
-    plot_confusion,
-    plot_fraction_curve,
     predict_views,
     save_viewpoint_model,
     split_by_identity,

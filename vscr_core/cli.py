@@ -120,7 +120,7 @@ def _cmd_search(args) -> None:
 
 
 def _cmd_reproduce(args) -> None:
-    from vscr_core.paper.notebook import reproduce
+    from vscr_core.paper.reproduce import reproduce
 
     reproduce(args.profile, out_dir=args.out_dir, only=args.notebooks)
 
@@ -137,15 +137,18 @@ def _viewpoint_data(args):
 
 def _cmd_viewpoint(args) -> None:
     from vscr_core import viewpoint as vp
+    from vscr_core.config import ViewpointConfig
 
     if args.action == "fig6":
-        df = vp.run_fig6(args.preset, seeds=tuple(args.seeds))
+        from vscr_core.paper.viewpoint_curve import run_fig6
+
+        df = run_fig6(args.preset, seeds=tuple(args.seeds))
         print(df.groupby("fraction")["accuracy"].agg(["mean", "std"]).to_string())
         return
     ds = _viewpoint_data(args)
     if args.action == "train":
-        cfg = vp.ViewpointConfig(num_views=args.num_views, image_size=args.image_size,
-                                 steps=args.steps, seed=args.seeds[0], pretrained=args.pretrained)
+        cfg = ViewpointConfig(num_views=args.num_views, image_size=args.image_size,
+                              steps=args.steps, seed=args.seeds[0], pretrained=args.pretrained)
         fit = vp.train_viewpoint_classifier(vp.view_samples(ds.train, ds.num_views, args.num_views),
                                             cfg)
         out = args.out or vp.VIEWS_DIR / f"viewpoint-{ds.name}-{args.num_views}views.pt"

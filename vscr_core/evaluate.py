@@ -32,12 +32,12 @@ __all__ = [
     "chance_level", "protocol_counts",
     "GalleryIndex",
     "RankMetrics",
+    "RankOptions",
     "VehicleIDResult",
     "distractor_curve",
     "evaluate_uav_veid",
     "evaluate_vehicleid",
     "evaluate_veri776",
-    "evaluate_veriwild",
     "extract_features",
     "rank_metrics",
 ]
@@ -115,39 +115,46 @@ def _check_choice(value, name: str, choices) -> None:
 # ---------------------------------------------------------------- rank metrics
 
 
-def rank_metrics(
-    q_feats,
-    g_feats,
-    q_pids,
-    g_pids,
-    q_camids=None,
-    g_camids=None,
-    *,
-    junk: str = "same_camera",
-    metric: str = "euclidean",
-    max_rank: int = 50,
-    chunk_size: int | None = None,
-    gallery_chunk_size: int | None = None,
-    screen: str = "auto",
-    memory_mb: int = _DEFAULT_MEMORY_MB,
-    progress: bool | None = None,
-) -> RankMetrics:
+@dataclass(frozen=True)
+class RankOptions:
+    """How rank_metrics, distractor_curve and the protocols rank (keyword arguments of each)."""
+
+    junk: str = "same_camera"  # "same_camera": same pid and camera as the query is dropped
+    metric: str = "euclidean"  # or "cosine": L2-normalised features, the same distance
+    max_rank: int = 50  # length of the CMC curve
+    chunk_size: int | None = None  # queries at a time; None: from memory_mb
+    gallery_chunk_size: int | None = None  # gallery items at a time; None: up to 65,536
+    # precision of the first distance pass ("auto", "bf16", "fp32", "fp64): speed only, never
+    # the result
+    screen: str = "auto"
+    memory_mb: int = _DEFAULT_MEMORY_MB  # working memory of one query x gallery block
+    # a progress bar over the queries; None: only for large work (about 5e8 query x gallery
+    # pairs and up, runs of seconds or more)
+    progress: bool | None = None
+    fast: bool | None = None  # the one-match fast path; None: wherever it applies (tests force it)
+
+    def __post_init__(self):
+        _check_choice(self.junk, "junk", {"same_camera", "none"})
+        _check_choice(self.metric, "metric", {"euclidean", "cosine"})
+        _check_choice(self.screen, "screen", set(_rank.SCREENS))
+        if not isinstance(self.max_rank, int) or self.max_rank < 1:
+            raise ValueError(f"max_rank must be a positive int, got {self.max_rank!r}")
+        for name in ("chunk_size", "gallery_chunk_size"):
+            val = getattr(self, name)
+            if val is not None and (not isinstance(val, int) or val < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {val!r}")
+
+
+def rank_metrics(q_feats, g_feats, q_pids, g_pids, q_camids=None, g_camids=None,
+                 **options) -> RankMetrics:
     """CMC (length `max_rank`), mAP, mINP and query counts; exact, in bounded memory.
 
     q_feats (Q, D), g_feats (G, D): features (torch or numpy, any float dtype).
     q_pids, g_pids, q_camids, g_camids: integer labels; camids are needed for
-    `junk="same_camera"`. `chunk_size` queries and `gallery_chunk_size` gallery items are
-    processed at a time (chosen from `memory_mb` when None). `screen` ("auto", "bf16", "fp32",
-    "fp64"), the precision of the first distance pass, only changes speed, never the result.
-    `progress`: a progress bar over the queries; None shows one only for large work (about
-    5e8 query x gallery pairs and up, runs of seconds or more).
+    `junk="same_camera"`. `options`: the fields of RankOptions (junk, metric, max_rank,
+    chunk_size, gallery_chunk_size, screen, memory_mb, progress).
     """
-    return _evaluate(
-        q_feats, [g_feats], q_pids, g_pids, q_camids, g_camids, None,
-        junk=junk, metric=metric, max_rank=max_rank, chunk_size=chunk_size,
-        gallery_chunk_size=gallery_chunk_size, screen=screen, memory_mb=memory_mb,
-        progress=progress,
-    )[0]  # fmt: skip
+    return _evaluate(q_feats, [g_feats], q_pids, g_pids, q_camids, g_camids, None, **options)[0]
 
 
 def distractor_curve(
@@ -161,12 +168,12 @@ def distractor_curve(
     q_camids=None,
     g_camids=None,
     junk: str = "none",
-    **kwargs,
+    **options,
 ) -> dict[int, RankMetrics]:
     """Metrics with the first n distractors added to the gallery, for every n in `counts`
     (Fig. 8), from one pass over the distractors. Distractors are never true matches; the
     gallery order is base gallery, then distractors in the given order (ties follow it).
-    Other keyword arguments as in `rank_metrics`."""
+    Other options: the fields of RankOptions."""
     dist = _feats(distractor_feats, "distractor_feats")
     counts = [int(c) for c in counts]
     if not counts or any(c < 0 or c > len(dist) for c in counts):
@@ -174,86 +181,56 @@ def distractor_curve(
     ordered = sorted(set(counts))
     results = _evaluate(
         q_feats, [g_feats, dist[: ordered[-1]]], q_pids, g_pids, q_camids, g_camids, ordered,
-        junk=junk, **kwargs,
+        junk=junk, **options,
     )  # fmt: skip
     by_count = dict(zip(ordered, results, strict=True))
     return {c: by_count[c] for c in counts}
 
 
-def _evaluate(
-    q_feats,
-    g_parts: list,
-    q_pids,
-    g_pids,
-    q_camids,
-    g_camids,
-    distractor_counts: list[int] | None,
-    *,
-    junk: str = "same_camera",
-    metric: str = "euclidean",
-    max_rank: int = 50,
-    chunk_size: int | None = None,
-    gallery_chunk_size: int | None = None,
-    screen: str = "auto",
-    memory_mb: int = _DEFAULT_MEMORY_MB,
-    fast: bool | None = None,
-    progress: bool | None = None,
-) -> list[RankMetrics]:
-    _check_choice(junk, "junk", {"same_camera", "none"})
-    _check_choice(metric, "metric", {"euclidean", "cosine"})
-    _check_choice(screen, "screen", set(_rank.SCREENS))
-    if not isinstance(max_rank, int) or max_rank < 1:
-        raise ValueError(f"max_rank must be a positive int, got {max_rank!r}")
-    for name, val in (("chunk_size", chunk_size), ("gallery_chunk_size", gallery_chunk_size)):
-        if val is not None and (not isinstance(val, int) or val < 1):
-            raise ValueError(f"{name} must be a positive int or None, got {val!r}")
+def _evaluate(q_feats, g_parts: list, q_pids, g_pids, q_camids, g_camids,
+              distractor_counts: list[int] | None, **options) -> list[RankMetrics]:
+    o = RankOptions(**options)
     q = _feats(q_feats, "q_feats")
     g = _feats(g_parts[0], "g_feats", q.shape[1])
     parts = [g] + [_feats(p, "distractor_feats", q.shape[1]) for p in g_parts[1:] if len(p)]
     qp, gp = _labels(q_pids, "q_pids", len(q)), _labels(g_pids, "g_pids", len(g))
     qc = gc = None
-    if junk == "same_camera":
+    if o.junk == "same_camera":
         qc, gc = _labels(q_camids, "q_camids", len(q)), _labels(g_camids, "g_camids", len(g))
-    if metric == "cosine":
+    if o.metric == "cosine":
         q, parts = F.normalize(q, dim=1), [F.normalize(p, dim=1) for p in parts]
     gallery = _rank.Gallery(parts)
     boundaries = [len(g) + c for c in (distractor_counts or [0])]
-    block = gallery_chunk_size or min(_GALLERY_BLOCK, gallery.size)
+    block = o.gallery_chunk_size or min(_GALLERY_BLOCK, gallery.size)
     per_query = block * 21  # fp32 screened block, mask, and at worst every item a candidate
-    chunk = chunk_size or max(1, min(len(q), memory_mb * 2**20 // per_query))
+    chunk = o.chunk_size or max(1, min(len(q), o.memory_mb * 2**20 // per_query))
     counts = _rank.match_counts(
-        q, gallery, qp, gp, qc, gc, same_camera_junk=junk == "same_camera",
-        boundaries=boundaries, chunk_size=chunk, block_cols=block, screen=screen, fast=fast,
-        progress=progress,
+        q, gallery, qp, gp, qc, gc, same_camera_junk=o.junk == "same_camera",
+        boundaries=boundaries, chunk_size=chunk, block_cols=block, screen=o.screen, fast=o.fast,
+        progress=o.progress,
     )  # fmt: skip
-    return [RankMetrics(**m) for m in _rank.metrics_from_counts(counts, max_rank)]
+    return [RankMetrics(**m) for m in _rank.metrics_from_counts(counts, o.max_rank)]
 
 
 # ---------------------------------------------------------------- the protocols
 
 
-def evaluate_uav_veid(q_feats, g_feats, q_pids, g_pids, *, distractor_feats=None, **kwargs):
+def evaluate_uav_veid(q_feats, g_feats, q_pids, g_pids, *, distractor_feats=None, **options):
     """UAV-VeID val or test: one gallery image per id, no junk rule; optionally with the
-    distractor set appended to the gallery. Keyword arguments as in `rank_metrics`."""
+    distractor set appended to the gallery. Options: the fields of RankOptions."""
     if distractor_feats is None or len(distractor_feats) == 0:
-        return rank_metrics(q_feats, g_feats, q_pids, g_pids, junk="none", **kwargs)
+        return rank_metrics(q_feats, g_feats, q_pids, g_pids, junk="none", **options)
     n = len(distractor_feats)
     return distractor_curve(
-        q_feats, g_feats, q_pids, g_pids, distractor_feats, [n], junk="none", **kwargs
+        q_feats, g_feats, q_pids, g_pids, distractor_feats, [n], junk="none", **options
     )[n]
 
 
-def evaluate_veri776(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, **kwargs):
+def evaluate_veri776(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, **options):
     """VeRi-776: 1,678 queries against 11,579 gallery images; same-id same-camera junk."""
     return rank_metrics(
-        q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, junk="same_camera", **kwargs
+        q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, junk="same_camera", **options
     )
-
-
-def evaluate_veriwild(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, **kwargs):
-    """VERI-Wild small / medium / large (test_3000 / 5000 / 10000 with their query lists):
-    same-id same-camera junk, as VeRi-776."""
-    return evaluate_veri776(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -263,7 +240,7 @@ class VehicleIDResult:
     draws: list[RankMetrics]
 
 
-def evaluate_vehicleid(feats, pids, *, num_draws: int = 10, seed: int = 0, **kwargs):
+def evaluate_vehicleid(feats, pids, *, num_draws: int = 10, seed: int = 0, **options):
     """VehicleID small / medium / large: pass the features and vids of test_list_{800,1600,2400}.
     Each of `num_draws` draws (seeded by (seed, draw index)) puts one random image per id into the
     gallery and the rest into the queries; no junk rule. Returns the mean and std over draws."""
@@ -275,7 +252,7 @@ def evaluate_vehicleid(feats, pids, *, num_draws: int = 10, seed: int = 0, **kwa
     for d in range(num_draws):
         gi, qi = map(torch.from_numpy, vehicleid_split(pids_t.numpy(), seed, d))
         draws.append(
-            rank_metrics(feats[qi], feats[gi], pids_t[qi], pids_t[gi], junk="none", **kwargs)
+            rank_metrics(feats[qi], feats[gi], pids_t[qi], pids_t[gi], junk="none", **options)
         )
     keys = [k for k in draws[0].as_dict() if not k.startswith("num_")]
     table = np.array([[m.as_dict()[k] for k in keys] for m in draws])

@@ -12,6 +12,7 @@ Every row of Table 2 is a configuration of this one class, never a subclass.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import socket
 from pathlib import Path
 from typing import NamedTuple
@@ -22,6 +23,7 @@ from torch import nn
 from torchvision import models
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from vscr_core.config import ModelConfig
 from vscr_core.files import torch_load
 from vscr_core.losses import grad_reverse
 
@@ -168,6 +170,11 @@ class VSCRNet(nn.Module):
         side_heads = [EmbeddingHead(channels, embed_dim, num_ids) for _ in dilations[1:]]
         self.heads = nn.ModuleList([head_f, *side_heads])
 
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, num_ids: int) -> VSCRNet:
+        """The network a `ModelConfig` describes, for `num_ids` training identities."""
+        return cls(num_ids, **dataclasses.asdict(cfg))
+
     @property
     def uses_mscl(self) -> bool:
         """MSCL ties the side branches to f, unless the branches are fused for ReID instead."""
@@ -194,22 +201,6 @@ class VSCRNet(nn.Module):
     def res5_layer(self, branch: int = 0) -> nn.Module:
         """The last res5 block of a branch (the paper's res5c), e.g. the Grad-CAM target layer."""
         return self.branches[branch][-1]
-
-
-def build_model(model_cfg, num_ids: int) -> VSCRNet:
-    """VSCRNet from a `ModelConfig`."""
-    return VSCRNet(
-        num_ids=num_ids,
-        num_views=model_cfg.num_views,
-        backbone=model_cfg.backbone,
-        dilations=model_cfg.dilations,
-        share_branches=model_cfg.share_branches,
-        fuse=model_cfg.fuse,
-        view_adversary=model_cfg.view_adversary,
-        embed_dim=model_cfg.embed_dim,
-        pretrained=model_cfg.pretrained,
-        grl_lambda=model_cfg.grl_lambda,
-    )
 
 
 def load_imagenet_weights(backbone: str, pretrained: str) -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ from vscr_core.data.sampler import PKBatchSampler
 from vscr_core.data.types import ReIDDataset, Sample, merge_view
 from vscr_core.files import atomic_write_bytes, load_tagged, save_tagged
 from vscr_core.losses import grl_ramp, vscr_loss
-from vscr_core.model import VSCRNet, build_model
+from vscr_core.model import VSCRNet
 from vscr_core.runtime import amp_settings, autocast, resolve_device, seed_everything
 
 CHECKPOINT_FORMAT = "vscr-checkpoint-v1"
@@ -144,7 +144,8 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     state = load_checkpoint(path)
     cfg = Config.from_dict(state["config"])
     # The stored weights replace any initialisation, so no ImageNet file is needed here.
-    model = build_model(dataclasses.replace(cfg.model, pretrained=None), state["num_ids"])
+    model = VSCRNet.from_config(dataclasses.replace(cfg.model, pretrained=None),
+                                state["num_ids"])
     model.load_state_dict(state["model"])
     return model.to(device).eval()
 
@@ -256,7 +257,7 @@ def fit(
             f"{ckpt_path} was trained by training semantics {resume.get('training_semantics', 1)}"
             f", this code is {TRAINING_SEMANTICS}: its weights would differ; use another out_dir")
     seed_everything(t.seed)
-    model = build_model(cfg.model, num_ids).to(device)
+    model = VSCRNet.from_config(cfg.model, num_ids).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,

@@ -1,4 +1,4 @@
-"""The viewpoint classifier (Sect. 5.2.1, 5.3.1, Fig. 6) and view labels for data sets without any.
+"""The viewpoint classifier (Sect. 5.2.1) and view labels for data sets without any.
 
 VSCR's view adversary needs a view label per training image. UAV-VeID gives them (4 classes:
 front, rear, left, right); VeRi-776, VERI-Wild (3: front, side, rear) and VehicleID (2: front,
@@ -6,25 +6,23 @@ rear) do not, so the paper trains a small classifier on a labelled subset and la
 
     fit = train_viewpoint_classifier(view_samples(ds.train, ds.num_views, 3), ViewpointConfig(3))
     label_dataset(fit.model, other_ds)            # -> results/views/<name>-3views.csv (+ .txt)
-    df = fraction_curve(ds)                        # Fig. 6: accuracy vs % of labelled images
-    plot_fraction_curve(df, "figures/fig6_viewpoint.png"); plot_confusion(df, ...)
 
 Coarser classifiers are trained on merged labels (types.merge_view): left and right become side;
 for 2 classes a side view has no counterpart and is dropped from that classifier's training and
 test images. The paper's classifier is VGG_CNN_M_1024; a ResNet-18 trunk at 64x64 does the same
-job here ("viewpoint recognition is not a challenging task", Sect. 5.2.1); Fig. 6 runs it at 32x32
-to fit a CPU budget (FIG6_CONFIG). Crops are padded to a square first, keeping the box shape.
+job here ("viewpoint recognition is not a challenging task", Sect. 5.2.1). Crops are padded to a
+square first, keeping the box shape. Fig. 6 (accuracy against the share of labelled images) is
+drawn by vscr_core/paper/viewpoint_curve.py.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,14 +33,13 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from vscr_core.config import ViewpointConfig
 from vscr_core.data.transforms import ImageDataset
 from vscr_core.data.types import UNKNOWN, VIEW_NAMES, ReIDDataset, Sample, merge_view
 from vscr_core.files import (
     REPO_ROOT,
     atomic_write_bytes,
-    git_commit,
     load_tagged,
-    save_figure,
     save_tagged,
 )
 from vscr_core.model import BACKBONES, load_imagenet_weights
@@ -50,34 +47,6 @@ from vscr_core.runtime import amp_settings, autocast, resolve_device, seed_every
 
 VIEWS_DIR = REPO_ROOT / "results" / "views"  # where predicted labels go by default
 CHECKPOINT_FORMAT = "vscr-viewpoint-v1"
-
-
-@dataclass
-class ViewpointConfig:
-    num_views: int = 4  # 4 (UAV-VeID), 3 (VeRi-776, VERI-Wild) or 2 (VehicleID)
-    backbone: str = "resnet18"  # any key of model.BACKBONES
-    pretrained: str | None = None  # None: random init (works offline); "imagenet" or a file
-    image_size: int = 64  # a view is coarse shape: 64 px keeps a CPU run to seconds
-    steps: int = 300  # optimisation steps, fixed so that every data fraction gets the same budget
-    batch_size: int = 64
-    lr: float = 0.05  # peak of the one-cycle schedule (SGD, momentum 0.9)
-    weight_decay: float = 5e-4
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # bf16 + channels-last on CPU (runtime.amp_settings)
-    workers: int = 0  # decoded images are cached in-process; workers would each decode again
-
-    def __post_init__(self):
-        if self.num_views not in VIEW_NAMES:
-            raise ValueError(f"num_views must be 2, 3 or 4, got {self.num_views}")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone {self.backbone!r}; expected one of {list(BACKBONES)}")
-        if not 16 <= self.image_size <= 128:
-            raise ValueError(f"image_size {self.image_size}; expected 16..128 pixels")
-
-
-# What made results/viewpoint_fig6.csv: 12 runs in about 10 minutes on a shared 2-core CPU.
-FIG6_CONFIG = ViewpointConfig(image_size=32, steps=200)
 
 
 class ViewpointNet(nn.Module):
@@ -325,129 +294,3 @@ def label_dataset(model: ViewpointNet, data: ReIDDataset | list[Sample], out_pat
     atomic_write_bytes(out, table.getvalue().encode())
     atomic_write_bytes(out.with_suffix(".txt"), ("\n".join(onehot) + "\n").encode())
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Fig. 6: accuracy against the share of labelled training images
-
-
-def fraction_curve(dataset: ReIDDataset, fractions=(0.25, 0.5, 0.75, 1.0), seeds=(0, 1, 2),
-                   cfg: ViewpointConfig | None = None, test_fraction: float = 0.2,
-                   split_seed: int = 0, progress: bool = True):
-    """One row per (seed, fraction): accuracy on ONE held-out set of identities (the same for
-    every run) after training on `fraction` of the remaining labelled images. For each seed the
-    subsets are nested (the first 25 % of one shuffled order, then the first 50 %, ...).
-    Columns: num_views, fraction, seed, train_images, test_images, accuracy, confusion (JSON),
-    wall_s."""
-    import pandas as pd
-
-    cfg = cfg or ViewpointConfig()
-    if dataset.num_views == 0:
-        raise ValueError(f"{dataset.name} has no view labels; Fig. 6 needs a labelled data set")
-    if dataset.num_views < cfg.num_views:
-        raise ValueError(f"{dataset.name} labels {dataset.num_views} views; cannot train a "
-                         f"{cfg.num_views}-view classifier on it")
-    labelled = view_samples(dataset.train, dataset.num_views, cfg.num_views)
-    pool, test = split_by_identity(labelled, test_fraction, split_seed)
-    rows = []
-    runs = tqdm([(s, f) for s in seeds for f in fractions], desc="Fig. 6", disable=not progress)
-    for seed, fraction in runs:
-        order = np.random.default_rng(seed).permutation(len(pool))
-        n = max(1, round(fraction * len(pool)))
-        subset = [pool[i] for i in sorted(order[:n])]
-        t0 = time.perf_counter()
-        fit = train_viewpoint_classifier(subset, replace(cfg, seed=seed), progress=progress)
-        result = evaluate_viewpoint(fit.model, test)
-        rows.append({"num_views": cfg.num_views, "fraction": fraction, "seed": seed,
-                     "train_images": n, "test_images": len(test),
-                     "accuracy": result["accuracy"],
-                     "confusion": json.dumps(result["confusion"].tolist()),
-                     "wall_s": round(time.perf_counter() - t0, 1)})
-        runs.set_postfix(acc=f"{result['accuracy']:.3f}")
-    return pd.DataFrame(rows)
-
-
-def plot_fraction_curve(df, out_png, reported: float | None = REPORTED_VERI776_25) -> Path:
-    """Accuracy (mean ± std over seeds) against % of training images; the paper's VeRi-776
-    figure at 25 % as a reference line."""
-    from matplotlib.figure import Figure
-
-    stats = df.groupby("fraction")["accuracy"].agg(["mean", "std"]).fillna(0.0) * 100
-    x = stats.index.to_numpy() * 100
-    num_views = int(df["num_views"].iloc[0])
-    fig = Figure(figsize=(5.5, 4), dpi=150, layout="constrained")
-    ax = fig.subplots()
-    ax.errorbar(x, stats["mean"], yerr=stats["std"], marker="o", capsize=4, color="tab:blue",
-                label=f"measured (synthetic, {num_views} views; mean ± std, "
-                      f"{df['seed'].nunique()} seeds)")
-    if reported is not None:
-        ax.axhline(reported, color="tab:red", ls="--", lw=1.2)
-        ax.plot([25], [reported], marker="*", ms=12, color="tab:red", ls="none",
-                label=f"reported (VeRi-776, 3 views): {reported:.2f} % at 25 %")
-    chance = 100 / num_views
-    ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance ({chance:.0f} %)")
-    ax.set(xlabel="labelled training images used (%)", ylabel="view accuracy on held-out ids (%)",
-           xticks=x, xlim=(x.min() - 8, x.max() + 8), ylim=(0, 102),
-           title="Fig. 6: viewpoint classifier accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    return save_figure(fig, out_png)
-
-
-def plot_confusion(df, out_png, fraction: float = 0.25) -> Path:
-    """Confusion matrix at one fraction, summed over seeds: row-normalised %, with counts."""
-    import seaborn as sns
-    from matplotlib.figure import Figure
-
-    rows = df[np.isclose(df["fraction"], fraction)]
-    if rows.empty:
-        raise ValueError(f"no runs at fraction {fraction}; have {sorted(df['fraction'].unique())}")
-    counts = sum(np.array(json.loads(c)) for c in rows["confusion"])
-    percent = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
-    views = VIEW_NAMES[int(rows["num_views"].iloc[0])]
-    text = np.array([[f"{p:.1f} %\n({c})" for p, c in zip(pr, cr)]
-                     for pr, cr in zip(percent, counts)])
-    fig = Figure(figsize=(5, 4.2), dpi=150, layout="constrained")
-    ax = fig.subplots()
-    sns.heatmap(percent, annot=text, fmt="", cmap="Blues", vmin=0, vmax=100, square=True,
-                xticklabels=views, yticklabels=views, cbar_kws={"label": "% of true view"},
-                ax=ax, annot_kws={"fontsize": 9})
-    ax.set(xlabel="predicted view", ylabel="true view",
-           title=f"Viewpoint confusion, {fraction:.0%} of training data\n"
-                 f"(synthetic, {rows['seed'].nunique()} seeds summed)")
-    return save_figure(fig, out_png)
-
-
-def run_fig6(preset: str = "quick", synth_seed: int = 0, fractions=(0.25, 0.5, 0.75, 1.0),
-             seeds=(0, 1, 2), cfg: ViewpointConfig | None = None,
-             out_csv=REPO_ROOT / "results" / "viewpoint_fig6.csv",
-             figures_dir=REPO_ROOT / "figures", progress: bool = True):
-    """Fig. 6 on the synthetic data: the CSV, its provenance JSON and both figures. The default
-    config is FIG6_CONFIG, the one that made the published results."""
-    from vscr_core.data import synthetic_dataset
-
-    cfg = cfg or FIG6_CONFIG
-    t0 = time.perf_counter()
-    ds = synthetic_dataset(preset, seed=synth_seed, progress=progress)
-    df = fraction_curve(ds, fractions, seeds, cfg, progress=progress)
-    out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_csv, df.to_csv(index=False).encode())
-    at25 = df[np.isclose(df["fraction"], 0.25)]["accuracy"] * 100
-    provenance = {
-        "commit": git_commit(), "command": "vscr viewpoint fig6",
-        "data set": ds.name, "synth_preset": preset, "synth_seed": synth_seed,
-        "fractions": list(fractions), "seeds": list(seeds), "test_fraction": 0.2,
-        "split_seed": 0, "config": asdict(cfg), "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "device": str(resolve_device(cfg.device)), "wall_s": round(time.perf_counter() - t0, 1),
-        "accuracy_at_25_percent": {"mean": round(float(at25.mean()), 2),
-                                   "std": round(float(at25.std()), 2)} if len(at25) else None,
-        "reported_veri776_at_25_percent": REPORTED_VERI776_25,
-    }
-    atomic_write_bytes(out_csv.with_suffix(".json"),
-                       (json.dumps(provenance, indent=2) + "\n").encode())
-    plot_fraction_curve(df, Path(figures_dir) / "fig6_viewpoint.png")
-    plot_confusion(df, Path(figures_dir) / "viewpoint_confusion.png",
-                   fraction=min(fractions))
-    return df

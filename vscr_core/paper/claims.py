@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from vscr_core.paper import reported
-from vscr_core.paper.notebook import read_table
+from vscr_core.paper.results import read_table
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_COMPARABLE = (
     "reproduced", "contradicted", "inconclusive", "not comparable")

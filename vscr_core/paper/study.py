@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
 def write_tables(base: Config, seeds=STUDY_SEEDS, out_dir=None) -> None:
     """results/mscl_sweep.csv and results/training_summary.csv from the runs finished so far."""
     from vscr_core.files import git_commit
-    from vscr_core.paper.notebook import write_table
+    from vscr_core.paper.results import write_table
 
     prov = {"commit": git_commit(), "profile": base.name, "written_by": "vscr_core.paper.study"}
     sweep = mscl_sweep_table(base)
