@@ -138,7 +138,7 @@ def test_mscl_choice_takes_the_best_run_that_did_not_diverge():
 
 def test_the_cpu_profile_uses_the_mscl_form_its_committed_sweep_chose():
     from vscr_core.config import profile
-    from vscr_core.paper.notebook import read_table
+    from vscr_core.paper.results import read_table
 
     sweep, meta = read_table("mscl_sweep")
     assert len(sweep) == len(study.MSCL_SWEEP) and meta["profile"] == "cpu"
