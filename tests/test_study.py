@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from vscr_core.config import profile
+from vscr_core.config import profile, profile_settings
 from vscr_core.experiments import RUNS_DIR, run_dir
 from vscr_core.model import VSCRNet
 from vscr_core.paper import study
@@ -22,6 +22,7 @@ from vscr_core.train import (
     fit,
     load_checkpoint,
     save_checkpoint,
+    training_samples,
 )
 
 
@@ -105,7 +106,20 @@ def _fake_log(cfg, runs_dir, id_b0, id_b1, val):
     out.mkdir(parents=True)
     epochs = len(val)
     pd.DataFrame({"epoch": range(1, epochs + 1), "loss_id_b0": id_b0, "loss_id_b1": id_b1,
-                  "val_rank1": val}).to_csv(out / "log.csv", index=False)
+                  "val_rank1": val, "images_per_s": 50.0}).to_csv(out / "log.csv", index=False)
+
+
+def test_train_seconds_counts_each_epochs_images_at_its_logged_speed(smoke_synth):
+    cfg = variant_config(profile("smoke", **{"data.root": str(smoke_synth)}), "baseline", 0)
+    ds = study.load_data(cfg)
+    secs = study.train_seconds(cfg, ds, pd.DataFrame({"images_per_s": [10.0, 20.0]}))
+    per_epoch = secs / (1 / 10 + 1 / 20)  # images in one epoch
+    t, samples = cfg.train, training_samples(cfg, ds)
+    batch, ids = t.ids_per_batch * t.images_per_id, len({s.pid for s in samples})
+    # every image once, each identity padded to a multiple of K, at most P - 1 chunks left over
+    assert per_epoch == pytest.approx(round(per_epoch / batch) * batch)
+    assert len(samples) - (t.ids_per_batch - 1) * t.images_per_id <= per_epoch
+    assert per_epoch <= len(samples) + ids * (t.images_per_id - 1)
 
 
 def test_convergence_needs_every_branch_low_and_a_plateau(smoke_synth, tmp_path):
@@ -169,3 +183,12 @@ def test_study_runs_keep_their_folders_when_fields_are_added():
     runs = RUNS_DIR
     for cfg in study.sweep_configs(profile("cpu")):
         assert (runs / run_dir(cfg).name / "config.json").is_file(), run_dir(cfg).name
+
+
+def test_the_queue_trains_the_seeds_the_notebooks_read():
+    settings = profile_settings("cpu")
+    queued = list(study.queue(settings))
+    seeds = {what: {c.train.seed for w, c, _ in queued if w == what} for what, _, _ in queued}
+    assert seeds["table 4"] == seeds["table 3"] == set(settings.seeds)
+    assert seeds["table 2"] == set(settings.seeds[:settings.table2_seeds]) == {0, 1}
+    assert [c.train.seed for w, c, _ in study.queue(settings, seeds=[3]) if w == "table 2"]

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vscr_core.config import Config, profile
+from vscr_core.config import Config, Profile, profile_settings
+from vscr_core.data.sampler import PKBatchSampler
 from vscr_core.experiments import run, run_dir
 from vscr_core.paper.variants import TABLE2, TABLE4, variant_config
-from vscr_core.train import DIVERGED_NAME, TrainingDiverged, load_data
+from vscr_core.train import DIVERGED_NAME, TrainingDiverged, load_data, training_samples
 
-STUDY_SEEDS = (0, 1, 2, 3, 4)
 TEST = {"split": "test"}  # the study's numbers: 268 held-out identities
 VAL = {"split": "val"}  # model selection (the lambda_3 sweep) and learning curves
 # (reduction, lambda_3): the paper's Eq. 6 as written, a tenth of it, and the Eq. 6 / Dim form
@@ -48,7 +48,7 @@ PLATEAU_POINTS = 1.0
 # training_summary.csv: one row per finished study run (`convergence`)
 SUMMARY_COLUMNS = ["run", "variant", "seed", "image_size", "epochs", "num_train_ids",
                    "id_loss_final_per_branch", "id_loss_bound", "val_rank1_final",
-                   "val_rank1_gain_last_fifth", "converged"]
+                   "val_rank1_gain_last_fifth", "train_hours", "converged"]
 
 
 def plateau_gain(val_rank1: np.ndarray, epochs: int) -> float:
@@ -73,8 +73,11 @@ def sweep_configs(base: Config) -> list[Config]:
             for r, w in MSCL_SWEEP]
 
 
-def queue(base: Config, seeds=STUDY_SEEDS) -> Iterator[tuple[str, Config, dict]]:
-    """(what, config, evaluation protocol) in the order the study trains them."""
+def queue(settings: Profile, seeds=None) -> Iterator[tuple[str, Config, dict]]:
+    """(what, config, evaluation protocol) in the order the study trains them: Tables 4 and 3
+    over `seeds` (None: the profile's), Table 2's other rows over the first
+    `settings.table2_seeds` of them, as notebook 02 reads them."""
+    base, seeds = settings.config, tuple(settings.seeds if seeds is None else seeds)
     yield "pilot", variant_config(base, "baseline", 0), TEST
     for cfg in sweep_configs(base):
         yield "mscl sweep", cfg, VAL
@@ -83,7 +86,7 @@ def queue(base: Config, seeds=STUDY_SEEDS) -> Iterator[tuple[str, Config, dict]]
             yield "table 4", variant_config(base, name, seed), TEST
     for seed in seeds:
         yield "table 3", variant_config(base, "view3", seed), TEST
-    for seed in seeds:
+    for seed in seeds[:settings.table2_seeds]:
         for name in TABLE2:
             if name not in TABLE4:
                 yield "table 2", variant_config(base, name, seed), TEST
@@ -113,7 +116,8 @@ def convergence(cfg: Config, runs_dir=None) -> dict:
     log = read_log(cfg, runs_dir)
     out = run_dir(cfg, runs_dir)
     t = cfg.train
-    num_ids = load_data(cfg).num_train_pids
+    ds = load_data(cfg)
+    num_ids = ds.num_train_pids
     branch_cols = sorted(c for c in log.columns if c.startswith("loss_id_b"))
     final = log.iloc[-1]
     id_final = [round(float(final[c]), 3) for c in branch_cols]
@@ -131,25 +135,37 @@ def convergence(cfg: Config, runs_dir=None) -> dict:
         "id_loss_bound": round(bound, 3),
         "val_rank1_final": round(float(curve.iloc[-1]), 2) if curve is not None else np.nan,
         "val_rank1_gain_last_fifth": round(gain, 2),
+        "train_hours": round(train_seconds(cfg, ds, log) / 3600, 2),
         "converged": bool(complete and not diverged and id_final and max(id_final) <= bound
                           and gain <= PLATEAU_POINTS),
     }
+
+
+def train_seconds(cfg: Config, ds, log: pd.DataFrame) -> float:
+    """The training steps' wall time, from each epoch's logged images/s and the number of PK
+    batches in an epoch (epoch 0's; later epochs differ by a batch or so). Per-epoch validation
+    and checkpoints are left out (a few % of an epoch here); an epoch slowed by another process
+    on the machine counts as it ran."""
+    t = cfg.train
+    pids = [s.pid for s in training_samples(cfg, ds)]
+    batches = len(PKBatchSampler(pids, t.ids_per_batch, t.images_per_id, seed=t.seed))
+    return float((batches * t.ids_per_batch * t.images_per_id / log["images_per_s"]).sum())
 
 
 def _size(hw) -> int | str:
     return hw[0] if hw[0] == hw[1] else f"{hw[0]}x{hw[1]}"
 
 
-def study_configs(base: Config, seeds=STUDY_SEEDS) -> list[Config]:
+def study_configs(settings: Profile, seeds=None) -> list[Config]:
     """The runs that feed the committed tables and claims (the queue without the pilot, which
     is Table 4's baseline of seed 0, and without the sweep, which has its own table)."""
-    return [cfg for what, cfg, _ in queue(base, seeds) if what not in ("pilot", "mscl sweep")]
+    return [cfg for what, cfg, _ in queue(settings, seeds) if what not in ("pilot", "mscl sweep")]
 
 
-def training_summary(base: Config, runs_dir=None, seeds=STUDY_SEEDS) -> pd.DataFrame:
+def training_summary(settings: Profile, runs_dir=None, seeds=None) -> pd.DataFrame:
     """One convergence row per study run whose log reached its last epoch."""
     rows = []
-    for cfg in study_configs(base, seeds):
+    for cfg in study_configs(settings, seeds):
         if (run_dir(cfg, runs_dir) / "log.csv").exists():
             row = convergence(cfg, runs_dir)
             if row["epochs"] == cfg.train.epochs:
@@ -225,31 +241,33 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vscr_core.paper.study",
                                      description="Train the converged study's runs in order.")
     parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(STUDY_SEEDS))
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the profile's seeds")
     parser.add_argument("--only", choices=("pilot", "mscl sweep", "table 4", "table 3",
                                            "table 2"), nargs="+")
     args = parser.parse_args(argv)
-    base = profile(args.profile)
-    for what, cfg, protocol in queue(base, args.seeds):
+    settings = profile_settings(args.profile)
+    for what, cfg, protocol in queue(settings, args.seeds):
         if args.only and what not in args.only:
             continue
         print(f"== {what}: {cfg.name} ({run_dir(cfg).name})", flush=True)
         run_or_divergence(cfg, protocol)
-    write_tables(base, args.seeds)
+    write_tables(settings, args.seeds)
 
 
-def write_tables(base: Config, seeds=STUDY_SEEDS, out_dir=None) -> None:
+def write_tables(settings: Profile, seeds=None, out_dir=None) -> None:
     """results/mscl_sweep.csv and results/training_summary.csv from the runs finished so far."""
     from vscr_core.files import git_commit
     from vscr_core.paper.results import write_table
 
+    base = settings.config
     prov = {"commit": git_commit(), "profile": base.name, "written_by": "vscr_core.paper.study"}
     sweep = mscl_sweep_table(base)
     write_table(sweep, "mscl_sweep", out_dir, {**prov, "choice": mscl_choice(sweep)})
-    summary = training_summary(base, seeds=seeds)
+    summary = training_summary(settings, seeds=seeds)
     write_table(summary, "training_summary", out_dir, prov)
-    print(f"wrote mscl_sweep ({len(sweep)} runs) and training_summary ({len(summary)} runs; "
-          f"{int(summary['converged'].sum()) if len(summary) else 0} converged)", flush=True)
+    print(f"wrote mscl_sweep ({len(sweep)} runs) and training_summary ({len(summary)} runs, "
+          f"{int(summary['converged'].sum()) if len(summary) else 0} converged, "
+          f"{summary['train_hours'].sum():.1f} h of training)", flush=True)
 
 
 if __name__ == "__main__":
