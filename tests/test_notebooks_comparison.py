@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from vscr_core import evaluate, experiments
@@ -141,7 +142,7 @@ def test_04_comparison(notebook_env, run_notebook):
     run_notebook("04_comparison")
     t5, meta = results.read_table("table5_uav_test", out_dir)
     assert meta["notebook"] == "04_comparison" and meta["profile"] == "smoke"
-    assert meta["seed"] == 0 and meta["models"] == ["baseline", "vscr"]
+    assert meta["seeds"] == [0] and meta["models"] == ["baseline", "vscr"]
     rep = t5[t5["source"] == "reported (paper Table 5)"]
     assert rep["method"].tolist() == [r[0] for r in reported.TABLE5]
     assert rep[["rank1", "rank5", "rank10"]].to_numpy().tolist() == \
@@ -193,11 +194,11 @@ def test_05_distractors(notebook_env, run_notebook):
     out_dir, _ = notebook_env
     run_notebook("05_distractors")
     df, meta = results.read_table("fig8_distractors", out_dir)
-    assert meta["notebook"] == "05_distractors" and meta["seed"] == 0
+    assert meta["notebook"] == "05_distractors" and meta["seeds"] == [0]
     r, ds, run = _test_metrics(out_dir, "baseline")
     counts = cmp.distractor_counts(len(ds.distractors))
     assert len(ds.distractors) > 0 and counts[-1] == len(ds.distractors)
-    for name, c in df.groupby("variant"):
+    for (name, seed), c in df.groupby(["variant", "seed"]):
         c = c.sort_values("distractors")
         assert c["distractors"].tolist() == counts
         assert (c["gallery_size"] == len(ds.gallery) + c["distractors"]).all()
@@ -206,7 +207,7 @@ def test_05_distractors(notebook_env, run_notebook):
         for k in cmp.METRICS:
             assert np.all(np.diff(c[k].to_numpy()) <= 1e-9), (name, k)
         assert np.allclose(c["chance_rank1"], 100 / c["gallery_size"], atol=1e-4)
-        plain = run.metrics(name, protocol={"split": "test"}, progress=False)
+        plain = run.metrics(name, seed, protocol={"split": "test"}, progress=False)
         first = c.iloc[0]
         for k in cmp.METRICS:
             assert first[k] == pytest.approx(100 * plain[k], abs=1e-3), (name, k)
@@ -242,6 +243,23 @@ def test_tables_without_their_data_set_leave_measured_rows_empty(tmp_path):
     assert cmp.plot_distractors(fig8, run.figure_path("fig8_distractors")).is_file()
     assert not (tmp_path / "results").exists()
     assert "its measured rows need dataset='uav_veid'" in cmp.statement({5: t5}, curves)
+
+
+def test_fig8_over_seeds_reports_means_and_leaves_the_verdict_to_the_interval(tmp_path):
+    rows = [{"variant": v, "method": cmp.LABELS[v], "distractors": c, "gallery_size": 10 + c,
+             "rank1": r1, "rank5": 90.0, "rank10": 95.0, "mAP": r1 + 5, "chance_rank1": 1.0,
+             "chance_mAP": 2.0, "queries": 20, "seed": seed, "evaluated_on": "t"}
+            for v, seed, c, r1 in [("baseline", 0, 0, 60), ("baseline", 0, 100, 40),
+                                   ("baseline", 1, 0, 62), ("baseline", 1, 100, 44),
+                                   ("vscr", 0, 0, 70), ("vscr", 0, 100, 60),
+                                   ("vscr", 1, 0, 72), ("vscr", 1, 100, 58)]]
+    df = pd.DataFrame(rows, columns=cmp.FIG8_COLUMNS)
+    text = cmp.fig8_statement(df)
+    assert "seeds [0, 1]" in text
+    assert "rank-1 61.00 -> 42.00 % (-19.00 points)" in text  # baseline, mean of two seeds
+    assert "rank-1 71.00 -> 59.00 % (-12.00 points)" in text  # VSCR
+    assert "slower" not in text.replace("more slowly", "") and "claims.csv" in text
+    assert cmp.plot_distractors(df, tmp_path / "fig8.png").stat().st_size > 10_000
 
 
 def test_measured_chance_of_the_real_layouts(veri776_tree, vehicleid_tree, veriwild_tree):

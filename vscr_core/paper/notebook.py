@@ -107,7 +107,7 @@ class NotebookRun:
         seed None: the run's first seed."""
         from vscr_core.paper.variants import variant_config
 
-        return variant_config(self.config, name, self.seeds[0] if seed is None else seed)
+        return variant_config(self.config, name, int(self.seeds[0] if seed is None else seed))
 
     def trained_model(self, name: str, seed: int | None = None, progress: bool = True):
         """Variant `name`, trained once in runs_dir (reused by every notebook that asks)."""
