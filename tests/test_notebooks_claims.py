@@ -88,6 +88,36 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path):
     assert readme.read_text() == "no markers"
 
 
+def test_seeds_for_half_width_against_a_hand_computation():
+    # sd 2: t(0.975, 8) 2 / 3 = 1.537 > 1.5, t(0.975, 9) 2 / sqrt(10) = 1.431 <= 1.5
+    assert claims.seeds_for_half_width(2.0) == 10
+    assert claims.seeds_for_half_width(0.0) == 2
+    assert claims.seeds_for_half_width(math.nan) is None
+    assert claims.seeds_for_half_width(100.0, most=50) is None
+
+
+def test_resolving_power_reads_the_paired_table4_differences(tmp_path):
+    rank1 = {"baseline": [50.0, 52.0, 51.0], "view_adversary": [51.0, 54.0, 51.5],
+             "multi_scale": [53.0, 53.0, 53.0], "vscr": [55.0, 56.0, 54.0],
+             "view3": [50.5, 52.5, 51.5]}
+    runs = pd.DataFrame([{"variant": v, "seed": s, "rank1": r}
+                         for v, rs in rank1.items() for s, r in enumerate(rs)])
+    results.write_table(runs, "table4_runs", tmp_path, {})
+    table = claims.resolving_power(tmp_path)
+    assert tuple(table.columns) == claims.RESOLUTION_COLUMNS
+    power = table.set_index("source")
+    assert set(power.index) == {"Table 4 (b) vs (a)", "Table 4 (c) vs (a)", "Table 4 (d) vs (c)",
+                                "Table 4 (d) vs (a)"}  # Table 3's claims are not Table 4's
+    d = np.array([1.0, 2.0, 0.5])  # the view adversary minus the baseline, seed by seed
+    row = power.loc["Table 4 (b) vs (a)"]
+    assert row["n_seeds"] == 3 and row["sd_differences"] == pytest.approx(d.std(ddof=1), abs=0.01)
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    assert row["half_width"] == pytest.approx(half, abs=0.01)
+    assert row["seeds_for_target"] == claims.seeds_for_half_width(d.std(ddof=1))
+    text = claims.resolution_statement(table)
+    assert f"+-{half:.2f} from 3 seeds" in text
+
+
 @pytest.mark.slow
 def test_09_claims(notebook_env, run_notebook):
     out_dir, _ = notebook_env
@@ -104,6 +134,9 @@ def test_09_claims(notebook_env, run_notebook):
     assert {"Table 2 (e) vs (d)", "Table 3", "Table 4 (d) vs (a)", "Table 5", "Fig. 8",
             "Fig. 6"} <= set(table["source"])
     assert tuple(table.columns) == claims.COLUMNS
+    power, _ = results.read_table("table4_resolution", out_dir)
+    assert tuple(power.columns) == claims.RESOLUTION_COLUMNS and len(power) == 4
+    assert (power["n_seeds"] == 1).all() and power["half_width"].isna().all()  # smoke: one seed
     assert meta["tested"] == claims.tested(table) and meta["margin"] == claims.EQUIVALENCE_MARGIN
     # each measured difference is the one in its runs table: VSCR over the baseline in Table 4
     runs = results.read_table("table4_runs", out_dir)[0].groupby("variant")["rank1"].mean()

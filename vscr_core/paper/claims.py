@@ -205,6 +205,60 @@ def table_claims(out_dir=None, metric: str = "rank1") -> list[dict]:
     return rows
 
 
+# The resolving power aimed for (issue 10): each Table 4 difference within +-1.5 rank-1 points.
+TARGET_HALF_WIDTH = 1.5
+RESOLUTION_COLUMNS = ("claim", "source", "n_seeds", "sd_differences", "half_width",
+                      "target_half_width", "seeds_for_target")
+
+
+def seeds_for_half_width(sd: float, target: float = TARGET_HALF_WIDTH, most: int = 1000
+                         ) -> int | None:
+    """The fewest paired seeds n (at least 2) whose 95 % interval, t(n - 1) sd / sqrt(n), is no
+    wider than +-target, if the differences keep the spread `sd` seen so far; None where sd is
+    unknown (fewer than two seeds) or more than `most` seeds would be needed."""
+    if not math.isfinite(sd):
+        return None
+    for n in range(2, most + 1):
+        if stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n) <= target:
+            return n
+    return None
+
+
+def resolving_power(out_dir=None, metric: str = "rank1") -> pd.DataFrame:
+    """Table 4's paired claims: how many seeds ran, the spread of their differences, the half
+    width of the 95 % interval reached and the seeds that would reach TARGET_HALF_WIDTH."""
+    runs = read_table("table4_runs", out_dir)[0]
+    rows = []
+    for name, a, b, claim in TABLE_CLAIMS:
+        if name != "table4_runs" or not claim.source.startswith("Table 4") \
+                or not {a, b} <= set(runs["variant"]):
+            continue
+        iv = difference_interval(per_seed(runs, a, metric), per_seed(runs, b, metric))
+        sd = iv.se * math.sqrt(iv.n_seeds) if iv.n_seeds > 1 else math.nan
+        rows.append({"claim": claim.text, "source": claim.source, "n_seeds": iv.n_seeds,
+                     "sd_differences": round(sd, 2), "half_width": round(iv.high - iv.mean, 2),
+                     "target_half_width": TARGET_HALF_WIDTH,
+                     "seeds_for_target": seeds_for_half_width(sd)})
+    return pd.DataFrame(rows, columns=list(RESOLUTION_COLUMNS)).astype(
+        {"seeds_for_target": "Int64"})
+
+
+def resolution_statement(power: pd.DataFrame) -> str:
+    """The resolving power in words, from the table."""
+    if power.empty:
+        return "No Table 4 claim has both of its variants measured yet."
+    lines = [f"Table 4's intervals against the target of +-{TARGET_HALF_WIDTH:g} rank-1 points:"]
+    for r in power.itertuples():
+        if pd.isna(r.half_width):
+            lines.append(f"  {r.claim}: {r.n_seeds} seed(s), no interval yet")
+            continue
+        need = ("more than 1000 seeds" if pd.isna(r.seeds_for_target)
+                else f"{r.seeds_for_target} seeds")
+        lines.append(f"  {r.claim}: +-{r.half_width:.2f} from {r.n_seeds} seeds (differences "
+                     f"spread {r.sd_differences:.2f}); at that spread {need} reach the target")
+    return "\n".join(lines)
+
+
 def test_split_claims(out_dir=None, metric: str = "rank1") -> list[dict]:
     """Table 5 (VSCR beats the baseline on the test split) and Fig. 8 (VSCR's rank-1 falls more
     slowly as distractors join the gallery), over the seeds their notebooks ran."""
@@ -392,6 +446,7 @@ def readme_section(out_dir=None) -> str:
         f"inconclusive) and whether it survives Holm's correction over the {tested(claims)} "
         f"tested claims:",
         _md(claims),
+        resolution_statement(read_table("table4_resolution", out_dir)[0]),
     ])
 
 
@@ -412,5 +467,6 @@ __all__ = ["ALPHA", "COLUMNS", "CONTRADICTED", "EQUIVALENCE_MARGIN", "EQUIVALENT
            "INCONCLUSIVE", "NOT_COMPARABLE", "README_END", "README_START", "REPRODUCED",
            "TABLE_CLAIMS", "VERDICTS", "Claim", "Interval", "claim_row", "claims_statement",
            "claims_table", "difference_interval", "holm", "p_value", "plot_claims",
-           "readme_section", "table_claims", "test_split_claims", "tested", "update_readme",
-           "verdict", "viewpoint_claims"]
+           "readme_section", "resolution_statement", "resolving_power", "seeds_for_half_width",
+           "table_claims", "test_split_claims", "tested", "update_readme", "verdict",
+           "viewpoint_claims", "TARGET_HALF_WIDTH"]

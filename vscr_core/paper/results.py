@@ -169,7 +169,7 @@ FIGURES: tuple[FigureEntry, ...] = (
                 "the claim's direction (bars), twice its standard error from the seed-to-seed "
                 "spread (grey band), and the verdict; the table sets the paper's difference "
                 "beside it.",
-                ("claims",)),
+                ("claims", "table4_resolution")),
 )
 
 def notebook_of(table_or_figure: str) -> str | None:
