@@ -309,7 +309,6 @@ def test_with_view_labels(tmp_path, veri776_tree):
         with_view_labels(ds, f)
 
 
-
 @pytest.mark.parametrize("layout,kwargs", [
     ("veri776_tree", {}), ("vehicleid_tree", {"test_size": 1600, "draw": 2}),
     ("veriwild_tree", {"subset": "medium"}), ("folder_tree", {"csv": "crops.csv"}),

@@ -190,8 +190,6 @@ def test_folder_csv_with_a_header_and_no_rows(khoa_trees, tmp_path):
 # ----------------------------------------------------------------------------- vscr train, eval
 
 
-
-
 def train_command(khoa_trees, khoa_folder_csv, dataset, out, root=None) -> list[str]:
     settings = [f"data.dataset={dataset}", f"data.root={root or khoa_trees[dataset]}",
                 "model.view_adversary=False", "model.dilations=1,", "train.epochs=1"]

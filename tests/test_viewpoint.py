@@ -37,8 +37,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 SMOKE = ViewpointConfig(num_views=4, image_size=32, steps=60, batch_size=32, lr=0.05)
 
 
-
-
 @pytest.fixture(scope="module")
 def smoke_ds(smoke_synth):
     return load_uav_veid(smoke_synth)

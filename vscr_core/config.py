@@ -170,6 +170,7 @@ def _validate(cfg: Config) -> None:
     _check(t.ids_per_batch >= 2, "train.ids_per_batch", "the triplet loss needs P >= 2 identities")
     _check(t.images_per_id >= 2, "train.images_per_id", "the triplet loss needs K >= 2 images")
 
+
 @dataclass(frozen=True)
 class ViewpointConfig:
     """The viewpoint classifier (viewpoint.py): a ResNet trained on view labels alone."""
@@ -261,6 +262,7 @@ CPU = Config(
         val_split="val",  # the learning curve; the study's numbers come from the test split
     ),
 )
+
 
 @dataclass(frozen=True)
 class Fig6Settings:

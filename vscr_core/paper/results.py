@@ -26,9 +26,11 @@ RESULTS, FIGURES_DIR = "results", "figures"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
+
 def resolve_out_dir(out_dir) -> Path:
     """None or "" mean the repository root (the committed results/ and figures/)."""
     return Path(out_dir) if out_dir else REPO_ROOT
+
 
 def _check_name(name: str) -> str:
     if not _NAME.match(name) or name.endswith((".csv", ".json", ".png")):
@@ -36,14 +38,17 @@ def _check_name(name: str) -> str:
                          "'table1_datasets' (letters, digits, _ . -; no folder, no suffix)")
     return name
 
+
 def table_path(name: str, out_dir=None) -> Path:
     return resolve_out_dir(out_dir) / RESULTS / f"{_check_name(name)}.csv"
+
 
 def figure_path(name: str, out_dir=None) -> Path:
     """<out_dir>/figures/<name>.png, its folder created."""
     path = resolve_out_dir(out_dir) / FIGURES_DIR / f"{_check_name(name)}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
 
 def _jsonable(x):
     if isinstance(x, np.generic):
@@ -53,6 +58,7 @@ def _jsonable(x):
     if isinstance(x, tuple | set):
         return list(x)
     raise TypeError(f"provenance value {x!r} ({type(x).__name__}) is not JSON-serialisable")
+
 
 def write_table(df: pd.DataFrame, name: str, out_dir, provenance: dict) -> Path:
     """`df` as <out_dir>/results/<name>.csv and `provenance` (plus the table's shape and columns)
@@ -67,6 +73,7 @@ def write_table(df: pd.DataFrame, name: str, out_dir, provenance: dict) -> Path:
     atomic_write_bytes(path.with_suffix(".json"), blob)
     return path
 
+
 def read_table(name: str, out_dir=None) -> tuple[pd.DataFrame, dict]:
     """(table, provenance) written by write_table; a missing file is named in the error."""
     path = table_path(name, out_dir)
@@ -76,12 +83,14 @@ def read_table(name: str, out_dir=None) -> tuple[pd.DataFrame, dict]:
     meta = path.with_suffix(".json")
     return pd.read_csv(path), json.loads(meta.read_text()) if meta.is_file() else {}
 
+
 @dataclass(frozen=True)
 class FigureEntry:
     name: str  # figures/<name>.png
     notebook: str  # the notebook that draws it
     caption: str  # what it shows; no measured numbers (those are in the table)
     tables: tuple[str, ...] = ()  # results/<table>.csv shown under the figure
+
 
 # The paper's figures and tables, in the order the notebooks make them. Notebooks 02-08 add
 # their entries here; a registered figure not yet drawn is listed as missing.
@@ -172,11 +181,13 @@ FIGURES: tuple[FigureEntry, ...] = (
                 ("claims", "table4_resolution")),
 )
 
+
 def notebook_of(table_or_figure: str) -> str | None:
     for f in FIGURES:
         if table_or_figure == f.name or table_or_figure in f.tables:
             return f.notebook
     return None
+
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -189,6 +200,7 @@ th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
 th { background: #f0f0f0; } .prov { font-size: 0.8em; color: #666; } .missing { color: #a00; }
 """
 
+
 def _cell(v):
     """A table cell for the page: blanks for gaps, 4 significant digits, long text cut."""
     if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -196,6 +208,7 @@ def _cell(v):
     if isinstance(v, float):
         return f"{v:.4g}"
     return v[:40] + "…" if isinstance(v, str) and len(v) > 40 else v
+
 
 def _table_html(name: str, out_dir: Path, max_rows: int = 40) -> str:
     path = table_path(name, out_dir)
@@ -209,6 +222,7 @@ def _table_html(name: str, out_dir: Path, max_rows: int = 40) -> str:
     return (f'<div class="table"><b><a href="../{RESULTS}/{name}.csv">{RESULTS}/{name}.csv'
             f'</a></b>{more}<br><span class="prov">{html.escape(prov)}</span>'
             f'{shown.to_html(index=False, na_rep="", border=0)}</div>')
+
 
 def build_index(out_dir=None, figures: tuple[FigureEntry, ...] = FIGURES) -> Path:
     """<out_dir>/figures/index.html: every registered figure with its caption and its tables,
