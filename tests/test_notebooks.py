@@ -84,7 +84,7 @@ def test_index_lists_every_figure_and_table(tmp_path):
     import pandas as pd
 
     results.write_table(pd.DataFrame({"a": [1, 2]}), "viewpoint_fig6_summary", tmp_path,
-                    {"commit": "abc", "profile": "smoke"})
+                        {"commit": "abc", "profile": "smoke"})
     page = results.build_index(tmp_path).read_text()
     for f in results.FIGURES:
         assert f.name in page

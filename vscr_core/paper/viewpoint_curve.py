@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from vscr_core.config import FIG6_CLASSIFIER, FIG6_FRACTIONS, ViewpointConfig, profile_settings
+from vscr_core.config import FIG6_CLASSIFIER, FIG6_FRACTIONS, ViewpointConfig
 from vscr_core.data import synthetic_dataset
 from vscr_core.data.types import VIEW_NAMES, ReIDDataset
 from vscr_core.files import REPO_ROOT, atomic_write_bytes, git_commit, save_figure
@@ -168,9 +168,9 @@ def _cached_fig6(run: NotebookRun, name: str, meta_want: dict) -> pd.DataFrame |
 
 def fig6_runs(run: NotebookRun, name: str = "viewpoint_fig6", progress: bool = False):
     """Fig. 6's runs (one row per seed x fraction), written to results/<name>.csv, and both
-    plots. On the synthetic default this is viewpoint.run_fig6, the code path of the published
+    plots. On the synthetic default this is run_fig6, the code path of the published
     results; another data set (with view labels) goes through the same fraction_curve."""
-    st = profile_settings(run.profile).fig6
+    st = run.settings.fig6
     cfg = replace(st.classifier, device=run.device)
     seeds = tuple(run.seeds)
     synth_default = run.dataset == "synth" and run.data_root is None
@@ -183,8 +183,8 @@ def fig6_runs(run: NotebookRun, name: str = "viewpoint_fig6", progress: bool = F
               f"({len(seeds)} seeds x shares {list(st.fractions)}, {cfg.steps} steps each)")
     if df is None and synth_default:
         df = run_fig6(st.preset, synth_seed=0, fractions=st.fractions, seeds=seeds, cfg=cfg,
-                         out_csv=table_path(name, run.out_dir),
-                         figures_dir=run.out_dir / FIGURES_DIR, progress=progress)
+                      out_csv=table_path(name, run.out_dir),
+                      figures_dir=run.out_dir / FIGURES_DIR, progress=progress)
         # run_fig6 wrote its provenance; add the notebook's fields (profile, notebook, ...)
         _, meta = read_table(name, run.out_dir)
         run.write_table(df, name, **meta)
