@@ -20,6 +20,7 @@ def test_a_profile_is_one_object_holding_what_it_decides(name):
     p = profile_settings(name)
     assert p.name == name == profile(name).name and p.config is PROFILES[name].config
     assert p.seeds and 1 <= p.table2_seeds <= len(p.seeds)
+    assert ("not converged" in p.about) == (name in ("smoke", "quick")) and "converged" in p.about
     assert p.fig6.fractions == tuple(sorted(p.fig6.fractions)) and p.fig6.fractions[-1] == 1.0
     with pytest.raises(ValueError, match="unknown profile 'nope'.*smoke"):
         profile_settings("nope")

@@ -18,6 +18,7 @@ from vscr_core.paper.reproduce import notebook_paths, reproduce
 
 def check_provenance(meta: dict, notebook: str) -> None:
     assert meta["notebook"] == notebook and meta["profile"] == "smoke"
+    assert "not converged" in meta["profile_about"]
     assert meta["commit"] and meta["seeds"] == [0] and meta["wall_s"] >= 0
 
 

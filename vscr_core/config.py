@@ -293,6 +293,9 @@ class Profile:
     # distractors of Fig. 8's synthetic gallery where the preset's own are too few to matter:
     # a second tree with that many, the same bytes otherwise, so the same models meet it
     fig8_distractors: int | None = None
+    # what the profile's numbers can and cannot say, printed by every notebook and kept in
+    # every table's provenance
+    about: str = ""
 
     @property
     def name(self) -> str:
@@ -302,9 +305,14 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # a few seconds a notebook: the plumbing, not the numbers
     "smoke": Profile(SMOKE, seeds=(0,), fig6=Fig6Settings(
-        (0.5, 1.0), ViewpointConfig(image_size=32, steps=8, batch_size=16), "smoke")),
+        (0.5, 1.0), ViewpointConfig(image_size=32, steps=8, batch_size=16), "smoke"),
+        about="models trained for seconds and not converged: the numbers test the code, not "
+              "the paper; the committed verdicts come from the cpu profile"),
     "quick": Profile(QUICK, seeds=(0, 1, 2), fig6=Fig6Settings(FIG6_FRACTIONS, FIG6_CLASSIFIER,
-                                                                "quick")),
+                                                                "quick"),
+                     about="models not converged (3 epochs at 64 px, their ID loss ends near a "
+                           "uniform guess): a check of the whole chain, not of the paper; the "
+                           "committed verdicts come from the cpu profile"),
     # Table 2's eight rows get two seeds: each seed of its six rows beyond Table 4 costs about
     # 1.5 hours on 2 cores. Tables 2-4 report on the 268 test identities, whose evaluation noise
     # is far smaller than the 73 validation identities' (those draw the learning curves and chose
@@ -312,12 +320,16 @@ PROFILES: dict[str, Profile] = {
     # goes to 300K.
     "cpu": Profile(CPU, seeds=(0, 1, 2, 3, 4), table2_seeds=2, ablation_split="test",
                    fig8_distractors=50_000,
-                   fig6=Fig6Settings(FIG6_FRACTIONS, FIG6_CLASSIFIER, "quick")),
+                   fig6=Fig6Settings(FIG6_FRACTIONS, FIG6_CLASSIFIER, "quick"),
+                   about="the converged study: whether each model met the convergence rule is "
+                         "in results/training_summary.csv"),
     # a GPU box: ImageNet init and a larger input (the paper's VGG_CNN_M_1024 saw 224 px); real
     # data comes through the notebooks' data_root
     "paper": Profile(PAPER, seeds=(0, 1, 2), fig6=Fig6Settings(
         FIG6_FRACTIONS, ViewpointConfig(image_size=128, steps=2000, pretrained="imagenet"),
-        "quick")),
+        "quick"),
+        about="the paper's settings (ResNet-50, 224 px, 120 epochs, ImageNet init), for a GPU "
+              "box; whether its runs converged is in each run's log.csv"),
 }
 # The profile whose outputs are the committed results/ and figures/ (the converged study).
 COMMITTED_PROFILE = "cpu"

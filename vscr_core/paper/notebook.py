@@ -73,6 +73,7 @@ class NotebookRun:
 
     def __post_init__(self):
         self.settings = profile_settings(self.profile)  # an unknown profile fails here
+        print(f"profile {self.profile}: {self.settings.about}")
         self.seeds = resolve_seeds(self.seeds, self.profile)
         self.out_dir = resolve_out_dir(self.out_dir)
         self.commit = git_commit()
@@ -150,6 +151,7 @@ class NotebookRun:
 
     def provenance(self, **extra) -> dict:
         return {"commit": self.commit, "notebook": self.notebook, "profile": self.profile,
+                "profile_about": self.settings.about,
                 "dataset": self.dataset, "data_root": self.data_root, "data_csv": self.data_csv,
                 "view_labels": self.view_labels, "seeds": list(self.seeds),
                 "device": self.device, "torch": torch.__version__,
