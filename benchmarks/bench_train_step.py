@@ -18,9 +18,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vscr_core.config import profile
-from vscr_core.losses import vscr_loss
 from vscr_core.model import VSCRNet
-from vscr_core.runtime import amp_settings, autocast
+from vscr_core.runtime import amp_settings
+from vscr_core.train import train_step
 
 NUM_IDS = 576  # VeRi-776's training identities
 
@@ -31,19 +31,14 @@ def make(dilations, adversary, backbone):
     return VSCRNet.from_config(cfg, NUM_IDS)
 
 
-def step_fn(model, x, pids, views, dtype, channels_last):
+def step_fn(model, x, pids, views, dtype):
+    """fit()'s training step (train.train_step) with the paper profile's losses and SGD."""
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-    def step():
-        with autocast(x.device, dtype):
-            out = model(x)
-        loss, _ = vscr_loss(out, pids, views, use_mscl=model.uses_mscl)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
+    t = profile("paper").train
+    opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
+                          weight_decay=t.weight_decay)
+    scaler = torch.amp.GradScaler(x.device.type, enabled=dtype == torch.float16)
+    return lambda: train_step(model, model, opt, scaler, x, pids, views, t, x.device, dtype)
 
 
 def prepare(model, size, batch, precision):
@@ -56,7 +51,7 @@ def prepare(model, size, batch, precision):
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    step = step_fn(model, x, pids, views, dtype, channels_last)
+    step = step_fn(model, x, pids, views, dtype)
     with FlopCounterMode(display=False) as counter:
         step()  # also the warm-up
     step()

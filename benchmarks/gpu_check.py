@@ -35,8 +35,9 @@ import torch
 
 from vscr_core.config import profile
 from vscr_core.evaluate import evaluate_uav_veid
-from vscr_core.losses import grl_ramp, vscr_loss
+from vscr_core.losses import grl_ramp
 from vscr_core.model import VSCRNet
+from vscr_core.train import train_step
 
 NUM_IDS = 1797  # UAV-VeID's training identities: the classifier's width
 DIM = 512  # the paper's feature width
@@ -81,10 +82,10 @@ def pk_batch(size: dict, num_views: int, gen: torch.Generator):
 
 
 def train_variant(name: str, size: dict, device: torch.device) -> dict:
-    """Warm-up then timed training steps of one variant. The step is fit()'s (vscr_core/train.py)
-    without its data loader and logging: the reversal ramp, bf16 autocast (fit's precision "auto"
-    on a bf16 GPU, so no gradient scaler), Eq. 11 with the profile's weights, SGD. It is
-    restated here because fit() reads images from files and train.py needs tqdm."""
+    """Warm-up then timed training steps of one variant: fit()'s step (train.train_step: bf16
+    autocast, fit's precision "auto" on a bf16 GPU, so the gradient scaler is off; Eq. 11 with the
+    profile's weights; SGD) and the reversal ramp, on generated batches instead of fit()'s data
+    loader."""
     cfg = profile("paper")
     model_cfg = dataclasses.replace(cfg.model, pretrained=None, **VARIANTS[name])
     t = cfg.train
@@ -98,19 +99,15 @@ def train_variant(name: str, size: dict, device: torch.device) -> dict:
     total_steps = size["warmup"] + size["steps"]
     losses = []  # detached, read after the timed steps: no host sync inside them
 
+    scaler = torch.amp.GradScaler(device.type, enabled=False)  # bf16 needs none
+
     def step(i: int) -> None:
         images, pids, views = pk_batch(size, model_cfg.num_views, gen)
         if t.grl_ramp:
             model.grl_lambda = model_cfg.grl_lambda * grl_ramp(i / total_steps)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            out = model(images)
-        loss, _ = vscr_loss(out, pids, views, use_mscl=model.uses_mscl, margin=t.triplet_margin,
-                            triplet_weight=t.triplet_weight, view_weight=t.view_weight,
-                            mscl_weight=t.mscl_weight, mscl_reduction=t.mscl_reduction)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.detach())
+        parts = train_step(model, model, optimizer, scaler, images, pids, views, t, device,
+                           torch.bfloat16)
+        losses.append(parts["total"].detach())
 
     for i in range(size["warmup"]):
         step(i)

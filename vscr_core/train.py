@@ -20,9 +20,8 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
-from vscr_core.config import Config, lr_milestones
+from vscr_core.config import Config, TrainConfig, lr_milestones
 from vscr_core.data.sampler import PKBatchSampler
 from vscr_core.data.types import ReIDDataset, Sample, merge_view
 from vscr_core.files import atomic_write_bytes, load_tagged, save_tagged
@@ -198,6 +197,25 @@ def _distributed() -> tuple[int, int, int]:
     return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), world_size
 
 
+def train_step(net, model: VSCRNet, optimizer, scaler, images, pids, views, t: TrainConfig,
+               device: torch.device, amp_dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """One optimisation step of Eq. 11: forward under autocast (`net`: the model or its DDP
+    wrapper), the weighted losses, backward through the gradient scaler (a no-op unless fp16),
+    the optimiser's step. Returns the loss parts, still on the device (reading them syncs)."""
+    with autocast(device, amp_dtype):
+        out = net(images)
+    loss, parts = vscr_loss(
+        out, pids, views, use_mscl=model.uses_mscl, margin=t.triplet_margin,
+        triplet_weight=t.triplet_weight, view_weight=t.view_weight,
+        mscl_weight=t.mscl_weight, mscl_reduction=t.mscl_reduction,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return parts
+
+
 def fit(
     cfg: Config,
     out_dir: str | Path,
@@ -210,6 +228,8 @@ def fit(
     `on_epoch(log row, checkpoint path)` runs on rank 0 after each epoch's checkpoint is written
     (e.g. to evaluate it); it gets no handle on the training state, and every random source is
     reseeded at the next epoch's start, so the weights are those of a run without it."""
+    from tqdm.auto import tqdm  # here: train_step serves GPU checks that run without tqdm
+
     from vscr_core.data.transforms import ImageDataset
 
     out_dir = Path(out_dir)
@@ -299,17 +319,8 @@ def fit(
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             pids, views = pids.to(device), views.to(device)
-            with autocast(device, amp_dtype):
-                out = net(images)
-            loss, parts = vscr_loss(
-                out, pids, views, use_mscl=model.uses_mscl, margin=t.triplet_margin,
-                triplet_weight=t.triplet_weight, view_weight=t.view_weight,
-                mscl_weight=t.mscl_weight, mscl_reduction=t.mscl_reduction,
-            )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            parts = train_step(net, model, optimizer, scaler, images, pids, views, t, device,
+                               amp_dtype)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
             n_images += len(images)
