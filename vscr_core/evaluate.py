@@ -124,7 +124,7 @@ class RankOptions:
     max_rank: int = 50  # length of the CMC curve
     chunk_size: int | None = None  # queries at a time; None: from memory_mb
     gallery_chunk_size: int | None = None  # gallery items at a time; None: up to 65,536
-    # precision of the first distance pass ("auto", "bf16", "fp32", "fp64): speed only, never
+    # precision of the first distance pass ("auto", "bf16", "fp32", "fp64"): speed only, never
     # the result
     screen: str = "auto"
     memory_mb: int = _DEFAULT_MEMORY_MB  # working memory of one query x gallery block
