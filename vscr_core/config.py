@@ -301,6 +301,11 @@ class Profile:
     def name(self) -> str:
         return self.config.name
 
+    def table2_seed_list(self, seeds=None) -> tuple[int, ...]:
+        """The seeds each Table 2 row gets: the first `table2_seeds` of `seeds` (None: the
+        profile's)."""
+        return tuple(self.seeds if seeds is None else seeds)[:self.table2_seeds]
+
 
 PROFILES: dict[str, Profile] = {
     # a few seconds a notebook: the plumbing, not the numbers

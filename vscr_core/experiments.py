@@ -83,9 +83,8 @@ def run(cfg: Config, *, protocol: dict | None = None, num_distractors: int = 0,
     if protocol is None:
         protocol = default_protocol(cfg)
     out = run_dir(cfg, runs_dir)
-    tag = "-".join(f"{v}" for _, v in sorted(protocol.items())) or "test"
-    tag += f"-d{num_distractors}" if num_distractors else ""
-    cached = out / f"metrics-{tag}.json"
+    cached = metrics_path(cfg, protocol, num_distractors, runs_dir)
+    tag = cached.stem.removeprefix("metrics-")
     if cached.exists():
         metrics = json.loads(cached.read_text())
         print(f"run {out.name} [{tag}]: reused, {_summary(metrics)}", flush=True)
@@ -98,6 +97,14 @@ def run(cfg: Config, *, protocol: dict | None = None, num_distractors: int = 0,
     atomic_write_bytes(cached, json.dumps(metrics, indent=2).encode())
     print(f"run {out.name} [{tag}]: {_summary(metrics)} ({metrics['seconds']} s)", flush=True)
     return metrics
+
+
+def metrics_path(cfg: Config, protocol: dict, num_distractors: int = 0,
+                 runs_dir: str | Path | None = None) -> Path:
+    """Where `run` caches the metrics of `cfg` on `protocol`: metrics-<protocol>[-d<n>].json."""
+    tag = "-".join(f"{v}" for _, v in sorted(protocol.items())) or "test"
+    tag += f"-d{num_distractors}" if num_distractors else ""
+    return run_dir(cfg, runs_dir) / f"metrics-{tag}.json"
 
 
 def _summary(m: dict) -> str:

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from vscr_core.paper import reported
-from vscr_core.paper.results import read_table
+from vscr_core.paper.results import markdown_table, read_table
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_COMPARABLE = (
     "reproduced", "contradicted", "inconclusive", "not comparable")
@@ -224,21 +224,28 @@ def seeds_for_half_width(sd: float, target: float = TARGET_HALF_WIDTH, most: int
     return None
 
 
+def table4_claims() -> list[tuple[str, str, Claim]]:
+    """(A, B, claim) of Table 4's four paired claims, the ones the study's seeds are sized for."""
+    return [(a, b, claim) for name, a, b, claim in TABLE_CLAIMS
+            if name == "table4_runs" and claim.source.startswith("Table 4")]
+
+
+def resolution_row(claim: Claim, iv: Interval) -> dict:
+    """One row of RESOLUTION_COLUMNS: the spread of the paired differences behind `iv`, the half
+    width reached and the seeds that would reach TARGET_HALF_WIDTH at that spread."""
+    sd = iv.se * math.sqrt(iv.n_seeds) if iv.n_seeds > 1 else math.nan
+    return {"claim": claim.text, "source": claim.source, "n_seeds": iv.n_seeds,
+            "sd_differences": round(sd, 2), "half_width": round(iv.high - iv.mean, 2),
+            "target_half_width": TARGET_HALF_WIDTH, "seeds_for_target": seeds_for_half_width(sd)}
+
+
 def resolving_power(out_dir=None, metric: str = "rank1") -> pd.DataFrame:
     """Table 4's paired claims: how many seeds ran, the spread of their differences, the half
     width of the 95 % interval reached and the seeds that would reach TARGET_HALF_WIDTH."""
     runs = read_table("table4_runs", out_dir)[0]
-    rows = []
-    for name, a, b, claim in TABLE_CLAIMS:
-        if name != "table4_runs" or not claim.source.startswith("Table 4") \
-                or not {a, b} <= set(runs["variant"]):
-            continue
-        iv = difference_interval(per_seed(runs, a, metric), per_seed(runs, b, metric))
-        sd = iv.se * math.sqrt(iv.n_seeds) if iv.n_seeds > 1 else math.nan
-        rows.append({"claim": claim.text, "source": claim.source, "n_seeds": iv.n_seeds,
-                     "sd_differences": round(sd, 2), "half_width": round(iv.high - iv.mean, 2),
-                     "target_half_width": TARGET_HALF_WIDTH,
-                     "seeds_for_target": seeds_for_half_width(sd)})
+    rows = [resolution_row(claim, difference_interval(per_seed(runs, a, metric),
+                                                      per_seed(runs, b, metric)))
+            for a, b, claim in table4_claims() if {a, b} <= set(runs["variant"])]
     return pd.DataFrame(rows, columns=list(RESOLUTION_COLUMNS)).astype(
         {"seeds_for_target": "Int64"})
 
@@ -398,13 +405,6 @@ README_START = ("<!-- results: written by `make reproduce` "
 README_END = "<!-- end of results -->"
 
 
-def _md(df: pd.DataFrame) -> str:
-    cells = df.astype(object).where(df.notna(), "")
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in cells.to_numpy()]
-    return "\n".join(lines)
-
-
 def _pm(df: pd.DataFrame, k: str) -> list[str]:
     std = df[f"{k}_measured_std"]
     return [f"{m:.2f}" + ("" if pd.isna(s) else f" ± {s:.2f}")
@@ -435,38 +435,39 @@ def readme_section(out_dir=None) -> str:
               f"mAP {t4['mAP_chance'].iloc[0]:.2f} %. Reported: the paper's UAV-VeID numbers; "
               f"measured: this project's synthetic set.")
     return "\n\n".join([
-        head, _md(table4), chance, _md(table2),
+        head, markdown_table(table4), chance, markdown_table(table2),
         "Test split (Table 5; the paper's VSCR: {} / {} / {} on UAV-VeID test):".format(
             *reported.TABLE5[-1][1:]),
-        _md(table5),
+        markdown_table(table5),
         f"The paper's claims on these runs (`results/claims.csv`, notebook 09): measured "
         f"difference B - A in points with its 95 % interval over seeds (paired by seed where "
         f"both ran the same seeds), the verdict the interval supports (a gain needs the interval "
         f"above 0; \"adds little\" needs it inside ±{EQUIVALENCE_MARGIN:g}; one seed is "
         f"inconclusive) and whether it survives Holm's correction over the {tested(claims)} "
         f"tested claims:",
-        _md(claims),
+        markdown_table(claims),
         resolution_statement(read_table("table4_resolution", out_dir)[0]),
     ])
 
 
-def update_readme(readme: Path, section: str) -> None:
-    """Replace the text between README_START and README_END in `readme` (atomically)."""
+def update_readme(readme: Path, section: str, start: str = README_START, end: str = README_END
+                  ) -> None:
+    """Replace the text between the markers `start` and `end` in `readme` (atomically)."""
     from vscr_core.files import atomic_write_bytes
 
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{readme} lacks the markers {README_START!r} ... {README_END!r}")
-    before, rest = text.split(README_START, 1)
-    after = rest.split(README_END, 1)[1]
-    atomic_write_bytes(readme, f"{before}{README_START}\n\n{section}\n\n{README_END}{after}"
-                       .encode())
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} lacks the markers {start!r} ... {end!r}")
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    atomic_write_bytes(readme, f"{before}{start}\n\n{section}\n\n{end}{after}".encode())
 
 
-__all__ = ["ALPHA", "COLUMNS", "CONTRADICTED", "EQUIVALENCE_MARGIN", "EQUIVALENT", "GAIN",
-           "INCONCLUSIVE", "NOT_COMPARABLE", "README_END", "README_START", "REPRODUCED",
-           "TABLE_CLAIMS", "VERDICTS", "Claim", "Interval", "claim_row", "claims_statement",
-           "claims_table", "difference_interval", "holm", "p_value", "plot_claims",
-           "readme_section", "resolution_statement", "resolving_power", "seeds_for_half_width",
-           "table_claims", "test_split_claims", "tested", "update_readme", "verdict",
-           "viewpoint_claims", "TARGET_HALF_WIDTH"]
+__all__ = ["ALPHA", "COLUMNS", "CONTRADICTED", "EQUIVALENCE_MARGIN", "EQUIVALENT",
+           "GAIN", "INCONCLUSIVE", "NOT_COMPARABLE", "README_END", "README_START",
+           "REPRODUCED", "TABLE_CLAIMS", "TARGET_HALF_WIDTH", "VERDICTS", "Claim",
+           "Interval", "claim_row", "claims_statement", "claims_table",
+           "difference_interval", "holm", "p_value", "plot_claims", "readme_section",
+           "resolution_row", "resolution_statement", "resolving_power",
+           "seeds_for_half_width", "table4_claims", "table_claims", "test_split_claims",
+           "tested", "update_readme", "verdict", "viewpoint_claims"]

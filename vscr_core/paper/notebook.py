@@ -147,7 +147,7 @@ class NotebookRun:
 
     @property
     def table2_seeds(self) -> tuple[int, ...]:
-        return self.seeds[:self.settings.table2_seeds]
+        return self.settings.table2_seed_list(self.seeds)
 
     def provenance(self, **extra) -> dict:
         return {"commit": self.commit, "notebook": self.notebook, "profile": self.profile,

@@ -84,6 +84,14 @@ def read_table(name: str, out_dir=None) -> tuple[pd.DataFrame, dict]:
     return pd.read_csv(path), json.loads(meta.read_text()) if meta.is_file() else {}
 
 
+def markdown_table(df: pd.DataFrame) -> str:
+    """`df` as a Markdown table, empty cells for missing values (the README's tables)."""
+    cells = df.astype(object).where(df.notna(), "")
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in cells.to_numpy()]
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class FigureEntry:
     name: str  # figures/<name>.png

@@ -25,7 +25,7 @@ import pandas as pd
 
 from vscr_core.config import Config, Profile, profile_settings
 from vscr_core.data.sampler import PKBatchSampler
-from vscr_core.experiments import run, run_dir
+from vscr_core.experiments import metrics_path, run, run_dir
 from vscr_core.paper.variants import TABLE2, TABLE4, variant_config
 from vscr_core.train import DIVERGED_NAME, TrainingDiverged, load_data, training_samples
 
@@ -86,7 +86,7 @@ def queue(settings: Profile, seeds=None) -> Iterator[tuple[str, Config, dict]]:
             yield "table 4", variant_config(base, name, seed), TEST
     for seed in seeds:
         yield "table 3", variant_config(base, "view3", seed), TEST
-    for seed in seeds[:settings.table2_seeds]:
+    for seed in settings.table2_seed_list(seeds):
         for name in TABLE2:
             if name not in TABLE4:
                 yield "table 2", variant_config(base, name, seed), TEST
@@ -146,10 +146,15 @@ def train_seconds(cfg: Config, ds, log: pd.DataFrame) -> float:
     batches in an epoch (epoch 0's; later epochs differ by a batch or so). Per-epoch validation
     and checkpoints are left out (a few % of an epoch here); an epoch slowed by another process
     on the machine counts as it ran."""
+    return float((epoch_images(cfg, ds) / log["images_per_s"]).sum())
+
+
+def epoch_images(cfg: Config, ds) -> int:
+    """Images in one training epoch: the PK batches of epoch 0 times their size."""
     t = cfg.train
     pids = [s.pid for s in training_samples(cfg, ds)]
     batches = len(PKBatchSampler(pids, t.ids_per_batch, t.images_per_id, seed=t.seed))
-    return float((batches * t.ids_per_batch * t.images_per_id / log["images_per_s"]).sum())
+    return batches * t.ids_per_batch * t.images_per_id
 
 
 def _size(hw) -> int | str:
@@ -178,7 +183,7 @@ def mscl_sweep_table(base: Config, runs_dir=None) -> pd.DataFrame:
     rows = []
     for cfg in sweep_configs(base):
         out = run_dir(cfg, runs_dir)
-        metrics = out / "metrics-val.json"
+        metrics = metrics_path(cfg, VAL, runs_dir=runs_dir)
         row = {"mscl_reduction": cfg.train.mscl_reduction, "mscl_weight": cfg.train.mscl_weight,
                "run": out.name, "diverged": (out / DIVERGED_NAME).exists()}
         if metrics.exists():

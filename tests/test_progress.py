@@ -1,0 +1,81 @@
+"""The study's progress report: each queued run's state, the hours left at the logged speed, and
+Table 4's paired differences over the seeds finished so far."""
+
+import json
+import math
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from vscr_core.config import profile, profile_settings
+from vscr_core.experiments import run_dir
+from vscr_core.paper import claims, progress, study
+from vscr_core.paper.variants import variant_config
+
+EPOCHS = 5
+
+
+@pytest.fixture
+def settings(smoke_synth):
+    cfg = profile("smoke", **{"data.root": str(smoke_synth), "train.epochs": EPOCHS})
+    return replace(profile_settings("smoke"), config=cfg, seeds=(0, 1))
+
+
+def _fake_run(cfg, runs_dir, epochs, images_per_s, rank1=None):
+    """A run folder whose log reached `epochs` at `images_per_s`, and test metrics when given."""
+    out = run_dir(cfg, runs_dir)
+    out.mkdir(parents=True)
+    log = {"epoch": range(1, epochs + 1), "images_per_s": images_per_s, "val_rank1": 50.0}
+    log |= {f"loss_id_b{b}": 0.1 for b in range(len(cfg.model.dilations))}
+    pd.DataFrame(log).to_csv(out / "log.csv", index=False)
+    if rank1 is not None:
+        (out / "metrics-test.json").write_text(json.dumps({"rank1": rank1 / 100, "mAP": 0.5}))
+
+
+def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_path):
+    base = settings.config
+    ranks = {("baseline", 0): 40.0, ("view_adversary", 0): 41.0, ("multi_scale", 0): 43.0,
+             ("vscr", 0): 44.0, ("baseline", 1): 42.0, ("vscr", 1): 45.5}
+    for (name, seed), rank1 in ranks.items():
+        speed = 25.0 if name in ("multi_scale", "vscr") else 50.0  # 3 branches: half the speed
+        _fake_run(variant_config(base, name, seed), tmp_path, EPOCHS, speed, rank1)
+    _fake_run(variant_config(base, "view_adversary", 1), tmp_path, 2, 50.0)  # still training
+
+    full = progress.progress_table(settings, runs_dir=tmp_path)
+    assert set(full["what"]) == {"mscl sweep", "table 4", "table 3", "table 2"}
+    assert full["run"].is_unique  # the pilot, Table 4's baseline of seed 0, is listed once
+    table = full[full["what"] != "mscl sweep"].set_index(["variant", "seed"])
+    assert table.loc[("baseline", 0), "what"] == "table 4"
+    assert table.loc[("vscr", 1), ["state", "rank1"]].tolist() == [progress.FINISHED, 45.5]
+    assert table.loc[("vscr", 1), "converged"]
+    assert table.loc[("view_adversary", 1), ["state", "epochs_done"]].tolist() == [
+        progress.TRAINING, 2]
+    assert table.loc[("multi_scale", 1), "state"] == progress.QUEUED
+
+    images = study.epoch_images(base, study.load_data(base))
+    hours = table["hours_left"]
+    # seconds per image: 1/50 with one branch, 1/25 with three, the line between them for two
+    assert hours[("view_adversary", 1)] == pytest.approx(3 * images / 50 / 3600)
+    assert hours[("multi_scale", 1)] == pytest.approx(EPOCHS * images / 25 / 3600)
+    assert hours[("t2_e", 0)] == pytest.approx(EPOCHS * images * 0.03 / 3600)
+    assert hours[("vscr", 1)] == 0
+
+    so_far = progress.table4_so_far(table.reset_index()).set_index("claim")
+    d = pd.Series([44.0 - 40.0, 45.5 - 42.0])  # VSCR - baseline, paired by seed
+    half = stats.t.ppf(0.975, 1) * d.std(ddof=1) / math.sqrt(2)
+    row = so_far.loc["VSCR beats the baseline"]
+    assert row["n_seeds"] == 2 and row["measured"] == pytest.approx(d.mean())
+    assert [row["ci_low"], row["ci_high"]] == pytest.approx([d.mean() - half, d.mean() + half],
+                                                            abs=0.01)
+    assert row["verdict"] == claims.verdict(row["ci_low"], row["ci_high"])
+    one = so_far.loc["the view adversary beats the baseline"]  # seed 1's adversary unfinished
+    assert one["n_seeds"] == 1 and math.isnan(one["ci_low"]) and one["verdict"] == "inconclusive"
+
+    text = progress.readme_section(full, settings)
+    assert "6 of " in text and "training (2/5 epochs)" in text and "none (one seed)" in text
+
+
+def test_the_speed_model_is_none_before_any_run_finishes():
+    assert progress.speed_model([]) is None

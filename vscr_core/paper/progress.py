@@ -1,0 +1,195 @@
+"""How far the converged study has got: `python -m vscr_core.paper.progress` (trains nothing).
+
+For every run of the study's queue it reads the run folder: finished, training (a partial log),
+diverged or queued; the hours of training spent, and the hours left at the speed the finished
+runs logged. Table 4's four claims get their paired differences over the seeds finished so far.
+It refreshes the study's tables (study.write_tables), writes results/study_progress.csv and
+the README's study-progress section, and prints the same text.
+
+The study's seeds were fixed before it ran (the profile's five); its verdicts are read when they
+have all finished. An interval over fewer seeds shows how the study is going, nothing more:
+reading verdicts as seeds arrive and stopping at the first good one would overstate them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from vscr_core.config import Config, Profile, profile_settings
+from vscr_core.experiments import metrics_path, run_dir
+from vscr_core.files import REPO_ROOT
+from vscr_core.paper import claims, reported, study
+from vscr_core.paper.results import markdown_table
+from vscr_core.train import DIVERGED_NAME, load_data
+
+FINISHED, TRAINING, DIVERGED, QUEUED = "finished", "training", "diverged", "queued"
+PROGRESS_COLUMNS = ["what", "variant", "seed", "run", "state", "epochs_done", "epochs",
+                    "hours_spent", "hours_left", "split", "rank1", "mAP", "converged"]
+README_START = ("<!-- study progress: written by `python -m vscr_core.paper.progress` "
+                "(vscr_core.paper.progress.readme_section) -->")
+README_END = "<!-- end of study progress -->"
+
+
+def _branches(cfg: Config) -> int:
+    return len(cfg.model.dilations)
+
+
+def speed_model(finished: list[tuple[Config, pd.DataFrame]]) -> Callable[[int], float] | None:
+    """Seconds per training image as a function of the number of res5 branches: the least-squares
+    line through each finished run's median logged seconds per image (the median leaves out
+    epochs slowed by other work on the machine); a constant with one branch count seen; None
+    with no finished run."""
+    if not finished:
+        return None
+    x = np.array([_branches(cfg) for cfg, _ in finished], dtype=float)
+    y = np.array([1.0 / float(np.median(log["images_per_s"])) for _, log in finished])
+    if len(set(x)) < 2:
+        return lambda branches: float(y.mean())
+    slope, intercept = np.polyfit(x, y, 1)
+    return lambda branches: float(intercept + slope * branches)
+
+
+def _state(cfg: Config, protocol: dict, log: pd.DataFrame | None, runs_dir) -> str:
+    if (run_dir(cfg, runs_dir) / DIVERGED_NAME).exists():
+        return DIVERGED
+    if log is None:
+        return QUEUED
+    done = int(log["epoch"].iloc[-1]) == cfg.train.epochs
+    return FINISHED if done and metrics_path(cfg, protocol, runs_dir=runs_dir).exists() \
+        else TRAINING
+
+
+def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame:
+    """One row per run of the study's queue (PROGRESS_COLUMNS; the pilot, which is Table 4's
+    baseline of seed 0, appears once, as Table 4's). rank1 and mAP (%) are the run's metrics on
+    its study split (test; validation for the lambda_3 sweep), converged the study's rule."""
+    ds = None
+    entries, finished = [], []
+    for what, cfg, protocol in study.queue(settings, seeds):
+        path = run_dir(cfg, runs_dir) / "log.csv"
+        log = pd.read_csv(path) if path.exists() and path.stat().st_size else None
+        if log is not None and log.empty:
+            log = None
+        state = _state(cfg, protocol, log, runs_dir)
+        entries.append((what, cfg, protocol, log, state))
+        if state == FINISHED:
+            finished.append((cfg, log))
+    seconds_per_image = speed_model(finished)
+    rows = []
+    for what, cfg, protocol, log, state in entries:
+        ds = ds if ds is not None else load_data(cfg)  # the study's runs share one data set
+        epochs_done = 0 if log is None else int(log["epoch"].iloc[-1])
+        left = cfg.train.epochs - epochs_done if state in (TRAINING, QUEUED) else 0
+        row = {"what": what, "variant": cfg.name.split("-")[1], "seed": cfg.train.seed,
+               "run": run_dir(cfg, runs_dir).name, "state": state, "epochs_done": epochs_done,
+               "epochs": cfg.train.epochs,
+               "hours_spent": 0.0 if log is None else study.train_seconds(cfg, ds, log) / 3600,
+               "hours_left": np.nan if seconds_per_image is None else
+               left * study.epoch_images(cfg, ds) * seconds_per_image(_branches(cfg)) / 3600,
+               "split": protocol["split"], "rank1": np.nan, "mAP": np.nan, "converged": None}
+        if state == FINISHED:
+            m = json.loads(metrics_path(cfg, protocol, runs_dir=runs_dir).read_text())
+            row.update(rank1=round(100 * m["rank1"], 2), mAP=round(100 * m["mAP"], 2),
+                       converged=study.convergence(cfg, runs_dir)["converged"])
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=PROGRESS_COLUMNS)
+    return table.drop_duplicates("run", keep="last").reset_index(drop=True)
+
+
+def table4_so_far(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 4's claims over the seeds where both variants have finished: B - A in test rank-1
+    points, paired by seed, with its 95 % interval, the verdict those seeds support, the paper's
+    difference (reported, on UAV-VeID) and the seeds that would reach the target half width."""
+    done = table[(table["what"] == "table 4") & (table["state"] == FINISHED)]
+    rows = []
+    for a, b, claim in claims.table4_claims():
+        both = sorted(set(done.loc[done["variant"] == a, "seed"])
+                      & set(done.loc[done["variant"] == b, "seed"]))
+        pair = done[done["seed"].isin(both)]
+        iv = claims.difference_interval(claims.per_seed(pair, a), claims.per_seed(pair, b))
+        paper = reported.TABLE4[b]["uav_veid"][0] - reported.TABLE4[a]["uav_veid"][0]
+        row = claims.claim_row(claim, iv, paper)
+        rows.append({**{k: row[k] for k in ("claim", "source", "n_seeds", "measured", "ci_low",
+                                            "ci_high", "verdict", "reported")},
+                     "seeds_for_target": claims.resolution_row(claim, iv)["seeds_for_target"]})
+    return pd.DataFrame(rows).astype({"seeds_for_target": "Int64"})
+
+
+def readme_section(table: pd.DataFrame, settings: Profile) -> str:
+    """The README's study progress, in words and two tables, from progress_table."""
+    study_rows = table[table["what"] != "mscl sweep"]
+    finished = study_rows[study_rows["state"] == FINISHED]
+    open_rows = study_rows[study_rows["state"] != FINISHED]
+    n_conv = int(finished["converged"].astype(bool).sum())
+    left = open_rows["hours_left"].sum()
+    queued = ", ".join(f"{what}: {n}" for what, n in
+                       open_rows.groupby("what", sort=False).size().items())
+    lines = [f"{len(finished)} of {len(study_rows)} study runs have finished, {n_conv} of them "
+             f"converged by the rule; {finished['hours_spent'].sum():.1f} h of training so far "
+             f"(as ran, `hours_spent`). Still to run: {queued or 'nothing'}; about {left:.1f} h "
+             f"at the median speed the finished runs logged (`hours_left`, "
+             f"`results/study_progress.csv`)."]
+    shown = study_rows[study_rows["state"] != QUEUED]
+    runs = pd.DataFrame({
+        "table": shown["what"], "variant": shown["variant"], "seed": shown["seed"],
+        "state": [s if s != TRAINING else f"training ({e}/{n} epochs)" for s, e, n in
+                  zip(shown["state"], shown["epochs_done"], shown["epochs"])],
+        "converged": shown["converged"].map({True: "yes", False: "no"}),
+        "test rank-1 (%)": shown["rank1"], "test mAP (%)": shown["mAP"],
+        "hours": shown["hours_spent"].round(2)})
+    lines.append(markdown_table(runs))
+    so_far = table4_so_far(table)
+    n_seeds = len(settings.seeds)
+    lines.append(
+        f"Table 4 so far: test rank-1 difference B - A in points, paired by seed, with its 95 % "
+        f"interval (Student's t). The study's {n_seeds} seeds were fixed before it ran and its "
+        f"verdicts are read at {n_seeds}; an interval from fewer seeds only shows how it is "
+        f"going. Reported: the paper's difference on UAV-VeID; measured: the synthetic test "
+        f"split. Seeds for ±{claims.TARGET_HALF_WIDTH:g}: how many paired seeds would bring the "
+        f"interval to ±{claims.TARGET_HALF_WIDTH:g} points at the spread seen so far.")
+    lines.append(markdown_table(pd.DataFrame({
+        "claim (B vs A)": so_far["claim"], "source": so_far["source"],
+        "seeds": so_far["n_seeds"], "measured": so_far["measured"],
+        "95 % interval": [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "none (one seed)"
+                          for lo, hi in zip(so_far["ci_low"], so_far["ci_high"])],
+        "verdict at these seeds": so_far["verdict"], "reported": so_far["reported"],
+        f"seeds for ±{claims.TARGET_HALF_WIDTH:g}": so_far["seeds_for_target"]})))
+    return "\n\n".join(lines)
+
+
+def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") -> str:
+    """study.write_tables, then results/study_progress.csv and the README's section; returns
+    the section's text."""
+    from vscr_core.files import git_commit
+    from vscr_core.paper.results import write_table
+
+    study.write_tables(settings, seeds)
+    table = progress_table(settings, seeds)
+    write_table(table, "study_progress", None, {"commit": git_commit(),
+                                                "profile": settings.config.name,
+                                                "written_by": "vscr_core.paper.progress"})
+    section = readme_section(table, settings)
+    if readme is not None:
+        claims.update_readme(readme, section, README_START, README_END)
+    return section
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vscr_core.paper.progress",
+                                     description="Report how far the converged study has got "
+                                                 "(trains nothing).")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the profile's seeds")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    args = parser.parse_args(argv)
+    settings = profile_settings(args.profile)
+    print(write_report(settings, args.seeds, None if args.no_readme else REPO_ROOT / "README.md"))
+
+
+if __name__ == "__main__":
+    main()
