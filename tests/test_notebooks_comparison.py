@@ -216,6 +216,30 @@ def test_05_distractors(notebook_env, run_notebook):
     assert (out_dir / "figures" / "fig8_distractors.png").stat().st_size > 10_000
 
 
+def test_fig7_and_fig8_rebuild_from_the_run_folders_without_a_model(notebook_env, run_notebook,
+                                                                     monkeypatch):
+    """Notebooks 04 and 05 keep each model's CMC and distractor curve in its run folder (they are
+    committed with the run's record), so the figures rebuild on a clone without checkpoints."""
+    out_dir, _ = notebook_env
+    for notebook, table in (("04_comparison", "fig7_cmc"), ("05_distractors", "fig8_distractors")):
+        if not results.table_path(table, out_dir).exists():  # not yet run in this session
+            run_notebook(notebook)
+    run = nbk.NotebookRun("05_distractors", "smoke", out_dir=out_dir)
+    kept = {name: sorted(p.name for p in experiments.run_dir(run.variant(name), run.runs_dir)
+                         .glob("*.json") if p.name.startswith(("cmc-", "distractors-")))
+            for name in cmp.MODELS}
+    assert all(len(files) == 2 for files in kept.values()), kept
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a kept curve was computed again")
+
+    monkeypatch.setattr(nbk.NotebookRun, "trained_model", no_model)
+    fig8, _ = results.read_table("fig8_distractors", out_dir)
+    pd.testing.assert_frame_equal(cmp.distractor_table(run), fig8, check_dtype=False)
+    fig7, _ = results.read_table("fig7_cmc", out_dir)
+    pd.testing.assert_frame_equal(cmp.cmc_curves(run), fig7, check_dtype=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # without the data set: no measured numbers, and the chance level of the real layouts
 

@@ -17,8 +17,10 @@ metrics empty and says so in `note`; no number is ever filled in by hand.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -217,27 +219,41 @@ def _test_split(run):
     return load_data(run.variant(MODELS[0]), split="test")
 
 
-_TEST_CACHE: dict = {}  # (run folder, checkpoint mtime, max_rank) -> (RankMetrics, data set name)
+def _cached_result(run, name: str, seed: int, key: str, compute) -> dict:
+    """A result of variant `name`'s model (seed `seed`), kept as <key>.json in its run folder
+    beside its metrics and committed with them, so that the table rebuilds without the
+    checkpoint; `compute(model)` makes it when absent (training the model first if need be)."""
+    from vscr_core.experiments import run_dir
+    from vscr_core.files import atomic_write_bytes
+
+    key = re.sub(r"[^A-Za-z0-9_.-]", "_", key)  # a real data set's name may hold a path
+    path = run_dir(run.variant(name, seed), run.runs_dir) / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = compute(run.trained_model(name, seed, progress=False))
+    atomic_write_bytes(path, (json.dumps(result, indent=1) + "\n").encode())
+    return result
 
 
 def uav_test_metrics(run, name: str, max_rank: int = 20):
     """RankMetrics (CMC to `max_rank`) of variant `name` (seed run.seeds[0]) on the test split
-    of synth / uav_veid: one feature pass, kept for the kernel's life, so Table 5 and Fig. 7
-    share it. Returns (metrics, test split)."""
+    of synth / uav_veid, the one pass Table 5 and Fig. 7 share, kept in the run folder
+    (`_cached_result`). Returns (metrics, test split)."""
     from vscr_core import evaluate
-    from vscr_core.experiments import features, run_dir
+    from vscr_core.experiments import features
 
     ds = _test_split(run)
     cfg = run.variant(name)
-    model = run.trained_model(name, progress=False)  # trains on first use, else loads
-    ckpt = run_dir(cfg, run.runs_dir) / "checkpoint.pt"
-    key = (str(ckpt), ckpt.stat().st_mtime_ns if ckpt.exists() else None, max_rank)
-    if key not in _TEST_CACHE:
+
+    def compute(model) -> dict:
         q = features(model, ds.query, cfg, progress=False)
         g = features(model, ds.gallery, cfg, progress=False)
-        _TEST_CACHE[key] = evaluate.evaluate_uav_veid(
-            q, g, [s.pid for s in ds.query], [s.pid for s in ds.gallery], max_rank=max_rank)
-    return _TEST_CACHE[key], ds
+        r = evaluate.evaluate_uav_veid(q, g, [s.pid for s in ds.query],
+                                       [s.pid for s in ds.gallery], max_rank=max_rank)
+        return {**asdict(r), "cmc": r.cmc.tolist()}
+
+    got = _cached_result(run, name, run.seeds[0], f"cmc-{ds.name}-r{max_rank}", compute)
+    return evaluate.RankMetrics(**{**got, "cmc": np.asarray(got["cmc"])}), ds
 
 
 def cmc_curves(run, models=MODELS, max_rank: int = 20) -> pd.DataFrame:
@@ -383,20 +399,26 @@ def distractor_table(run, models=MODELS, counts=None, points: int = 6) -> pd.Dat
         raise ValueError(f"counts must lie in 0..{len(ds.distractors)}, got {counts}")
     qp, gp = [s.pid for s in ds.query], [s.pid for s in ds.gallery]
     rows = []
+    # the gallery and the counts name the cached curve (the 50K tree shares the 500's name)
+    key = f"distractors-{ds.name}-of{len(ds.distractors)}-at{'-'.join(map(str, counts))}"
+    m, n = protocol_counts(qp, gp)
     for seed, name in ((seed, name) for seed in run.seeds for name in models):
         cfg = run.variant(name, seed)
-        model = run.trained_model(name, seed, progress=False)
-        q = features(model, ds.query, cfg, progress=False)
-        g = features(model, ds.gallery, cfg, progress=False)
-        top = max(counts)
-        if top:
-            d = features(model, ds.distractors[:top], cfg, progress=False)
-            curve = evaluate.distractor_curve(q, g, qp, gp, d, counts, junk="none")
-        else:
-            curve = {0: evaluate.evaluate_uav_veid(q, g, qp, gp)}
-        m, n = protocol_counts(qp, gp)
+
+        def compute(model, cfg=cfg) -> dict:
+            q = features(model, ds.query, cfg, progress=False)
+            g = features(model, ds.gallery, cfg, progress=False)
+            top = max(counts)
+            if top:
+                d = features(model, ds.distractors[:top], cfg, progress=False)
+                curve = evaluate.distractor_curve(q, g, qp, gp, d, counts, junk="none")
+            else:
+                curve = {0: evaluate.evaluate_uav_veid(q, g, qp, gp)}
+            return {str(c): curve[c].as_dict() for c in counts}
+
+        curve = _cached_result(run, name, seed, key, compute)
         for c in counts:
-            r, ch = curve[c].as_dict(), chance_level(m, n + c)
+            r, ch = curve[str(c)], chance_level(m, n + c)
             rows.append({"variant": name, "method": LABELS.get(name, name), "distractors": c,
                          "gallery_size": len(gp) + c, **{k: _pct(r[k]) for k in METRICS},
                          "chance_rank1": _pct(ch["rank1"]), "chance_mAP": _pct(ch["mAP"]),

@@ -8,9 +8,10 @@ paper's main claims first: a pilot baseline (does the profile converge?), the la
 Eq. 6 on the validation split, then Table 4's four variants seed by seed, then Table 3's 3-view
 adversary and Table 2's rows.
 
-A run's record (config.json, log.csv, metrics-*.json) is small and committed under results/runs/;
-its checkpoint is not (git ignores it), so notebooks that need the weights retrain those few
-models on a fresh clone.
+A run's record (config.json, log.csv, metrics-*.json, and the CMC and distractor curves that
+notebooks 04-05 keep beside them) is small and committed under results/runs/; its checkpoint is
+not (git ignores it), so only the notebooks that need the weights themselves (06-08: Grad-CAM,
+t-SNE, retrieval rows) retrain their few models on a fresh clone.
 """
 
 from __future__ import annotations
