@@ -73,6 +73,10 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     one = so_far.loc["the view adversary beats the baseline"]  # seed 1's adversary unfinished
     assert one["n_seeds"] == 1 and math.isnan(one["ci_low"]) and one["verdict"] == "inconclusive"
 
+    png = progress.plot_table4_so_far(table.reset_index(), so_far.reset_index(),
+                                      tmp_path / "so_far.png")
+    assert png.stat().st_size > 10_000
+
     text = progress.readme_section(full, settings)
     assert "6 of " in text and "training (2/5 epochs)" in text and "none (one seed)" in text
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -101,23 +102,63 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
     return table.drop_duplicates("run", keep="last").reset_index(drop=True)
 
 
+def _paired(table: pd.DataFrame, a: str, b: str) -> tuple[pd.Series, pd.Series]:
+    """Test rank-1 of Table 4's variants a and b, indexed by the seeds both have finished."""
+    done = table[(table["what"] == "table 4") & (table["state"] == FINISHED)]
+    ra, rb = claims.per_seed(done, a), claims.per_seed(done, b)
+    both = sorted(set(ra.index) & set(rb.index))
+    return ra.loc[both], rb.loc[both]
+
+
 def table4_so_far(table: pd.DataFrame) -> pd.DataFrame:
     """Table 4's claims over the seeds where both variants have finished: B - A in test rank-1
     points, paired by seed, with its 95 % interval, the verdict those seeds support, the paper's
     difference (reported, on UAV-VeID) and the seeds that would reach the target half width."""
-    done = table[(table["what"] == "table 4") & (table["state"] == FINISHED)]
     rows = []
     for a, b, claim in claims.table4_claims():
-        both = sorted(set(done.loc[done["variant"] == a, "seed"])
-                      & set(done.loc[done["variant"] == b, "seed"]))
-        pair = done[done["seed"].isin(both)]
-        iv = claims.difference_interval(claims.per_seed(pair, a), claims.per_seed(pair, b))
+        iv = claims.difference_interval(*_paired(table, a, b))
         paper = reported.TABLE4[b]["uav_veid"][0] - reported.TABLE4[a]["uav_veid"][0]
         row = claims.claim_row(claim, iv, paper)
         rows.append({**{k: row[k] for k in ("claim", "source", "n_seeds", "measured", "ci_low",
                                             "ci_high", "verdict", "reported")},
                      "seeds_for_target": claims.resolution_row(claim, iv)["seeds_for_target"]})
     return pd.DataFrame(rows).astype({"seeds_for_target": "Int64"})
+
+
+def plot_table4_so_far(table: pd.DataFrame, so_far: pd.DataFrame, path) -> Path:
+    """Per Table 4 claim: each seed's paired difference (dots), their mean with its 95 %
+    interval (from two seeds on), the paper's difference (reported, UAV-VeID) and zero."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from vscr_core.files import save_figure
+
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for y, ((a, b, _), row) in enumerate(zip(claims.table4_claims(),
+                                                 so_far.itertuples(), strict=True)):
+        ra, rb = _paired(table, a, b)
+        ax.plot(rb - ra, [y] * len(ra), "o", color="tab:blue", alpha=0.6, ms=5,
+                label="measured: one seed's difference" if y == 0 else None)
+        if pd.notna(row.ci_low):
+            ax.errorbar(row.measured, y + 0.22, xerr=[[row.measured - row.ci_low],
+                                                      [row.ci_high - row.measured]],
+                        fmt="s", color="black", capsize=3, ms=5,
+                        label="measured: mean and 95 % interval" if y == 0 else None)
+        ax.plot(row.reported, y - 0.22, "D", mfc="none", color="tab:red", ms=6,
+                label="reported (paper, UAV-VeID)" if y == 0 else None)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(so_far)), [f"{c}\n({s}, {n} seed(s))" for c, s, n in
+                                       zip(so_far["claim"], so_far["source"], so_far["n_seeds"])],
+                  fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel="test rank-1 difference B - A (points)",
+           title="Table 4 so far: paired differences over the seeds finished\n(measured: "
+                 "synthetic test split)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return save_figure(fig, path)
 
 
 def readme_section(table: pd.DataFrame, settings: Profile) -> str:
@@ -152,6 +193,7 @@ def readme_section(table: pd.DataFrame, settings: Profile) -> str:
         f"going. Reported: the paper's difference on UAV-VeID; measured: the synthetic test "
         f"split. Seeds for ±{claims.TARGET_HALF_WIDTH:g}: how many paired seeds would bring the "
         f"interval to ±{claims.TARGET_HALF_WIDTH:g} points at the spread seen so far.")
+    lines.append("![Table 4 so far](figures/study_progress.png)")
     lines.append(markdown_table(pd.DataFrame({
         "claim (B vs A)": so_far["claim"], "source": so_far["source"],
         "seeds": so_far["n_seeds"], "measured": so_far["measured"],
@@ -163,8 +205,8 @@ def readme_section(table: pd.DataFrame, settings: Profile) -> str:
 
 
 def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") -> str:
-    """study.write_tables, then results/study_progress.csv and the README's section; returns
-    the section's text."""
+    """study.write_tables, then results/study_progress.csv, figures/study_progress.png and the
+    README's section; returns the section's text."""
     from vscr_core.files import git_commit
     from vscr_core.paper.results import write_table
 
@@ -173,6 +215,9 @@ def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") 
     write_table(table, "study_progress", None, {"commit": git_commit(),
                                                 "profile": settings.config.name,
                                                 "written_by": "vscr_core.paper.progress"})
+    from vscr_core.paper.results import figure_path
+
+    plot_table4_so_far(table, table4_so_far(table), figure_path("study_progress", None))
     section = readme_section(table, settings)
     if readme is not None:
         claims.update_readme(readme, section, README_START, README_END)
