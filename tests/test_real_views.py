@@ -5,6 +5,8 @@ in the registry, and Table 3's rows by view classes."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -83,3 +85,22 @@ def test_veri776_vscr_needs_and_then_takes_view_labels(khoa_trees, smoke_synth, 
     cfg = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["config"]
     assert cfg["model"]["view_adversary"] and cfg["model"]["num_views"] == 3
     assert cfg["data"]["random_erasing"]
+
+
+def test_a_folders_view_classes_are_read_once_per_state_of_its_csv(folder_tree, monkeypatch):
+    from vscr_core import train
+
+    cfg = profile("smoke", **{"data.dataset": "folder", "data.root": str(folder_tree),
+                              "data.csv": str(folder_tree / "crops.csv")})
+    reads = []
+    load = train.load_data
+    monkeypatch.setattr(train, "load_data", lambda c: reads.append(c) or load(c))
+    train._folder_view_classes.cache_clear()
+    assert train.view_classes(cfg) == train.view_classes(cfg) == 4  # left/right: 4 classes
+    assert len(reads) == 1
+    csv = folder_tree / "crops.csv"
+    text = csv.read_text().replace(",left,", ",side,").replace(",right,", ",side,")
+    csv.write_text(text)
+    st = os.stat(csv)
+    os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a later edit
+    assert train.view_classes(cfg) == 3 and len(reads) == 2  # front/side/rear, read again

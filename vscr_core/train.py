@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -84,7 +85,19 @@ def view_classes(cfg: Config) -> int:
     from vscr_core.data import dataset_spec
 
     fixed = dataset_spec(cfg.data.dataset).num_views
-    return fixed if fixed is not None else load_data(cfg).num_views
+    if fixed is not None:
+        return fixed
+    d = cfg.data  # a folder: its files' state joins the key, so an edited CSV is read again
+    stamps = tuple(os.stat(f).st_mtime_ns if f and os.path.exists(f) else None
+                   for f in (d.csv, d.view_labels))
+    return _folder_view_classes(cfg, stamps)
+
+
+@functools.lru_cache(maxsize=32)
+def _folder_view_classes(cfg: Config, stamps: tuple) -> int:
+    """view_classes of a folder of crops, read once per config and file state (a notebook asks
+    for it with every variant it builds, and a large CSV takes seconds to read)."""
+    return load_data(cfg).num_views
 
 
 def missing_views_message(cfg: Config, name: str) -> str:
