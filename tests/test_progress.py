@@ -40,6 +40,8 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
              ("vscr", 0): 44.0, ("baseline", 1): 42.0, ("vscr", 1): 45.5}
     for (name, seed), rank1 in ranks.items():
         speed = 25.0 if name in ("multi_scale", "vscr") else 50.0  # 3 branches: half the speed
+        if (name, seed) == ("baseline", 1):
+            speed = [50.0, 50.0, 5.0, 50.0, 50.0]  # one epoch slowed by other work
         _fake_run(variant_config(base, name, seed), tmp_path, EPOCHS, speed, rank1)
     _fake_run(variant_config(base, "view_adversary", 1), tmp_path, 2, 50.0)  # still training
 
@@ -61,6 +63,12 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     assert hours[("multi_scale", 1)] == pytest.approx(EPOCHS * images / 25 / 3600)
     assert hours[("t2_e", 0)] == pytest.approx(EPOCHS * images * 0.03 / 3600)
     assert hours[("vscr", 1)] == 0
+    slowed = table.loc[("baseline", 1)]
+    assert slowed["hours_spent"] == pytest.approx((4 / 50 + 1 / 5) * images / 3600)
+    assert slowed["hours_at_median_speed"] == pytest.approx(EPOCHS * images / 50 / 3600)
+    # a finished run at a constant speed: as ran and at its median speed agree
+    assert table.loc[("vscr", 1), "hours_at_median_speed"] == pytest.approx(
+        table.loc[("vscr", 1), "hours_spent"]) == pytest.approx(EPOCHS * images / 25 / 3600)
 
     so_far = progress.table4_so_far(table.reset_index()).set_index("claim")
     d = pd.Series([44.0 - 40.0, 45.5 - 42.0])  # VSCR - baseline, paired by seed

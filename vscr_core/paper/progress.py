@@ -30,7 +30,8 @@ from vscr_core.train import DIVERGED_NAME, load_data
 
 FINISHED, TRAINING, DIVERGED, QUEUED = "finished", "training", "diverged", "queued"
 PROGRESS_COLUMNS = ["what", "variant", "seed", "run", "state", "epochs_done", "epochs",
-                    "hours_spent", "hours_left", "split", "rank1", "mAP", "converged"]
+                    "hours_spent", "hours_at_median_speed", "hours_left", "split", "rank1", "mAP",
+                    "converged"]
 README_START = ("<!-- study progress: written by `python -m vscr_core.paper.progress` "
                 "(vscr_core.paper.progress.readme_section) -->")
 README_END = "<!-- end of study progress -->"
@@ -90,6 +91,10 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
                "run": run_dir(cfg, runs_dir).name, "state": state, "epochs_done": epochs_done,
                "epochs": cfg.train.epochs,
                "hours_spent": 0.0 if log is None else study.train_seconds(cfg, ds, log) / 3600,
+               # what an otherwise idle machine would have needed: epochs slowed by other work
+               # (tests, a paused study) count at the run's median speed
+               "hours_at_median_speed": 0.0 if log is None else epochs_done
+               * study.epoch_images(cfg, ds) / float(np.median(log["images_per_s"])) / 3600,
                "hours_left": np.nan if seconds_per_image is None else
                left * study.epoch_images(cfg, ds) * seconds_per_image(_branches(cfg)) / 3600,
                "split": protocol["split"], "rank1": np.nan, "mAP": np.nan, "converged": None}
@@ -172,7 +177,9 @@ def readme_section(table: pd.DataFrame, settings: Profile) -> str:
                        open_rows.groupby("what", sort=False).size().items())
     lines = [f"{len(finished)} of {len(study_rows)} study runs have finished, {n_conv} of them "
              f"converged by the rule; {finished['hours_spent'].sum():.1f} h of training so far "
-             f"(as ran, `hours_spent`). Still to run: {queued or 'nothing'}; about {left:.1f} h "
+             f"as ran (`hours_spent`), {finished['hours_at_median_speed'].sum():.1f} h at each "
+             f"run's median epoch speed, what an otherwise idle machine would have needed. Still "
+             f"to run: {queued or 'nothing'}; about {left:.1f} h "
              f"at the median speed the finished runs logged (`hours_left`, "
              f"`results/study_progress.csv`)."]
     shown = study_rows[study_rows["state"] != QUEUED]
