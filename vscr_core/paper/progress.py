@@ -70,7 +70,6 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
     """One row per run of the study's queue (PROGRESS_COLUMNS; the pilot, which is Table 4's
     baseline of seed 0, appears once, as Table 4's). rank1 and mAP (%) are the run's metrics on
     its study split (test; validation for the lambda_3 sweep), converged the study's rule."""
-    ds = None
     entries, finished = [], []
     for what, cfg, protocol in study.queue(settings, seeds):
         path = run_dir(cfg, runs_dir) / "log.csv"
@@ -82,21 +81,22 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
         if state == FINISHED:
             finished.append((cfg, log))
     seconds_per_image = speed_model(finished)
+    ds = load_data(settings.config)  # the study's runs all train on the profile's data set
     rows = []
     for what, cfg, protocol, log, state in entries:
-        ds = ds if ds is not None else load_data(cfg)  # the study's runs share one data set
         epochs_done = 0 if log is None else int(log["epoch"].iloc[-1])
         left = cfg.train.epochs - epochs_done if state in (TRAINING, QUEUED) else 0
+        images = study.epoch_images(cfg, ds)
         row = {"what": what, "variant": cfg.name.split("-")[1], "seed": cfg.train.seed,
                "run": run_dir(cfg, runs_dir).name, "state": state, "epochs_done": epochs_done,
                "epochs": cfg.train.epochs,
                "hours_spent": 0.0 if log is None else study.train_seconds(cfg, ds, log) / 3600,
                # what an otherwise idle machine would have needed: epochs slowed by other work
                # (tests, a paused study) count at the run's median speed
-               "hours_at_median_speed": 0.0 if log is None else epochs_done
-               * study.epoch_images(cfg, ds) / float(np.median(log["images_per_s"])) / 3600,
-               "hours_left": np.nan if seconds_per_image is None else
-               left * study.epoch_images(cfg, ds) * seconds_per_image(_branches(cfg)) / 3600,
+               "hours_at_median_speed": 0.0 if log is None
+               else epochs_done * images / float(np.median(log["images_per_s"])) / 3600,
+               "hours_left": np.nan if seconds_per_image is None
+               else left * images * seconds_per_image(_branches(cfg)) / 3600,
                "split": protocol["split"], "rank1": np.nan, "mAP": np.nan, "converged": None}
         if state == FINISHED:
             m = json.loads(metrics_path(cfg, protocol, runs_dir=runs_dir).read_text())
