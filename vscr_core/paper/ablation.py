@@ -33,7 +33,8 @@ def ablation_runs(run, names, seeds=None, protocol: dict | None = None) -> pd.Da
             m = run.metrics(name, seed, protocol=protocol, progress=False)
             model = run.variant(name, seed).model
             rows.append({"variant": name, "label": VARIANTS[name].label, "seed": seed,
-                         **{k: round(100 * m[k], 2) for k in METRICS},
+                         # unrounded: the claims' intervals are computed from these
+                         **{k: round(100 * m[k], 6) for k in METRICS},
                          "feature_dim": feature_dim(model.embed_dim, model.dilations, model.fuse),
                          "run": m["run"], "train_eval_s": m["seconds"]})
     return pd.DataFrame(rows)

@@ -100,7 +100,8 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
                "split": protocol["split"], "rank1": np.nan, "mAP": np.nan, "converged": None}
         if state == FINISHED:
             m = json.loads(metrics_path(cfg, protocol, runs_dir=runs_dir).read_text())
-            row.update(rank1=round(100 * m["rank1"], 2), mAP=round(100 * m["mAP"], 2),
+            # unrounded: Table 4's intervals so far are computed from these
+            row.update(rank1=round(100 * m["rank1"], 6), mAP=round(100 * m["mAP"], 6),
                        converged=study.convergence(cfg, runs_dir)["converged"])
         rows.append(row)
     table = pd.DataFrame(rows, columns=PROGRESS_COLUMNS)
@@ -188,7 +189,7 @@ def readme_section(table: pd.DataFrame, settings: Profile) -> str:
         "state": [s if s != TRAINING else f"training ({e}/{n} epochs)" for s, e, n in
                   zip(shown["state"], shown["epochs_done"], shown["epochs"])],
         "converged": shown["converged"].map({True: "yes", False: "no"}),
-        "test rank-1 (%)": shown["rank1"], "test mAP (%)": shown["mAP"],
+        "test rank-1 (%)": shown["rank1"].round(2), "test mAP (%)": shown["mAP"].round(2),
         "hours": shown["hours_spent"].round(2)})
     lines.append(markdown_table(runs))
     so_far = table4_so_far(table)
