@@ -23,9 +23,9 @@ import pandas as pd
 
 from vscr_core.config import Config, Profile, profile_settings
 from vscr_core.experiments import metrics_path, run_dir
-from vscr_core.files import REPO_ROOT
+from vscr_core.files import REPO_ROOT, git_commit
 from vscr_core.paper import claims, reported, study
-from vscr_core.paper.results import markdown_table
+from vscr_core.paper.results import figure_path, markdown_table, write_table
 from vscr_core.train import DIVERGED_NAME, load_data
 
 FINISHED, TRAINING, DIVERGED, QUEUED = "finished", "training", "diverged", "queued"
@@ -215,16 +215,11 @@ def readme_section(table: pd.DataFrame, settings: Profile) -> str:
 def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") -> str:
     """study.write_tables, then results/study_progress.csv, figures/study_progress.png and the
     README's section; returns the section's text."""
-    from vscr_core.files import git_commit
-    from vscr_core.paper.results import write_table
-
     study.write_tables(settings, seeds)
     table = progress_table(settings, seeds)
     write_table(table, "study_progress", None, {"commit": git_commit(),
                                                 "profile": settings.config.name,
                                                 "written_by": "vscr_core.paper.progress"})
-    from vscr_core.paper.results import figure_path
-
     plot_table4_so_far(table, table4_so_far(table), figure_path("study_progress", None))
     section = readme_section(table, settings)
     if readme is not None:
