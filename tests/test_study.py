@@ -192,3 +192,23 @@ def test_the_queue_trains_the_seeds_the_notebooks_read():
     assert seeds["table 4"] == seeds["table 3"] == set(settings.seeds)
     assert seeds["table 2"] == set(settings.seeds[:settings.table2_seeds]) == {0, 1}
     assert [c.train.seed for w, c, _ in study.queue(settings, seeds=[3]) if w == "table 2"]
+
+
+@pytest.mark.parametrize("diverged, measured", [(set(), [0, 1]), ({("vscr", 1)}, [0])])
+def test_fig8_is_measured_once_a_seeds_baseline_and_vscr_have_finished(monkeypatch, diverged,
+                                                                        measured):
+    """Each seed's distractor curves are measured by the study while its checkpoints are at hand;
+    a seed whose VSCR diverged has no curve to measure."""
+    trained, fig8 = [], []
+
+    def fake_run(cfg, protocol):
+        trained.append(cfg.name)
+        key = (cfg.name.split("-")[1], cfg.train.seed)
+        return None if key in diverged else {"rank1": 0.5}
+
+    monkeypatch.setattr(study, "run_or_divergence", fake_run)
+    monkeypatch.setattr(study, "fig8_curves", lambda profile_name, seed: fig8.append(seed))
+    monkeypatch.setattr(study, "write_tables", lambda *args, **kwargs: None)
+    study.main(["--profile", "cpu", "--seeds", "0", "1", "--only", "table 4"])
+    assert len(trained) == 2 * len(study.TABLE4)
+    assert fig8 == measured

@@ -5,8 +5,8 @@ converged.
 runs are cached by config (experiments.run), so it can be stopped and restarted at any time and
 grows over several sittings. The notebooks later reuse every finished run. The order serves the
 paper's main claims first: a pilot baseline (does the profile converge?), the lambda_3 sweep of
-Eq. 6 on the validation split, then Table 4's four variants seed by seed, then Table 3's 3-view
-adversary and Table 2's rows.
+Eq. 6 on the validation split, then Table 4's four variants seed by seed (each seed's baseline
+and VSCR then meet Fig. 8's distractors), then Table 3's 3-view adversary and Table 2's rows.
 
 A run's record (config.json, log.csv, metrics-*.json, and the CMC and distractor curves that
 notebooks 04-05 keep beside them) is small and committed under results/runs/; its checkpoint is
@@ -27,6 +27,8 @@ import pandas as pd
 from vscr_core.config import Config, Profile, profile_settings
 from vscr_core.data.sampler import PKBatchSampler
 from vscr_core.experiments import metrics_path, run, run_dir
+from vscr_core.paper.comparison import MODELS, distractor_table
+from vscr_core.paper.notebook import NotebookRun
 from vscr_core.paper.variants import TABLE2, TABLE4, variant_config
 from vscr_core.train import DIVERGED_NAME, TrainingDiverged, load_data, training_samples
 
@@ -252,12 +254,26 @@ def main(argv: list[str] | None = None) -> None:
                                            "table 2"), nargs="+")
     args = parser.parse_args(argv)
     settings = profile_settings(args.profile)
+    table4_done: dict[int, set[str]] = {}
     for what, cfg, protocol in queue(settings, args.seeds):
         if args.only and what not in args.only:
             continue
         print(f"== {what}: {cfg.name} ({run_dir(cfg).name})", flush=True)
-        run_or_divergence(cfg, protocol)
+        finished = run_or_divergence(cfg, protocol) is not None
+        if what == "table 4" and finished:
+            done = table4_done.setdefault(cfg.train.seed, set())
+            done.add(cfg.name.split("-")[1])
+            if done >= set(MODELS):
+                fig8_curves(args.profile, cfg.train.seed)
     write_tables(settings, args.seeds)
+
+
+def fig8_curves(profile_name: str, seed: int) -> None:
+    """Fig. 8's distractor curves of one seed's baseline and VSCR, measured while their
+    checkpoints are at hand and kept in their run folders (comparison.distractor_table reads
+    them when present), so that notebook 05 at the end of the study only reads them."""
+    print(f"== fig 8: distractor curves of seed {seed}", flush=True)
+    distractor_table(NotebookRun("05_distractors", profile_name, seeds=[seed]))
 
 
 def write_tables(settings: Profile, seeds=None, out_dir=None) -> None:
