@@ -11,7 +11,7 @@ from scipy import stats
 
 from vscr_core.config import profile, profile_settings
 from vscr_core.experiments import run_dir
-from vscr_core.paper import claims, progress, study
+from vscr_core.paper import claims, comparison, progress, study
 from vscr_core.paper.variants import variant_config
 
 EPOCHS = 5
@@ -82,12 +82,32 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     one = so_far.loc["the view adversary beats the baseline"]  # seed 1's adversary unfinished
     assert one["n_seeds"] == 1 and math.isnan(one["ci_low"]) and one["verdict"] == "inconclusive"
 
-    png = progress.plot_table4_so_far(table.reset_index(), so_far.reset_index(),
-                                      tmp_path / "so_far.png")
+    # Fig. 8: rank-1 with no distractors and with all of them, from the curves the study kept
+    ds = comparison.uav_test_split(base, settings.fig8_distractors)
+    counts = comparison.distractor_counts(len(ds.distractors))
+    ends = {("baseline", 0): (40.0, 30.0), ("vscr", 0): (44.0, 38.0),
+            ("baseline", 1): (42.0, 30.0), ("vscr", 1): (45.0, 35.0)}
+    for (name, seed), (first, last) in ends.items():
+        curve = {str(c): {"rank1": (first + (last - first) * c / counts[-1]) / 100}
+                 for c in counts}
+        path = comparison.kept_result_path(variant_config(base, name, seed),
+                                           comparison.distractor_curve_name(ds, counts), tmp_path)
+        path.write_text(json.dumps(curve))
+    both = progress.claims_so_far(settings, table.reset_index(), runs_dir=tmp_path)
+    assert both["claim"].iloc[:-1].tolist() == so_far.index.tolist()
+    fig8 = both.iloc[-1]
+    assert fig8["source"] == "Fig. 8" and fig8["n_seeds"] == 2
+    assert fig8["differences"] == pytest.approx([4.0, 2.0])  # -6 - (-10), -10 - (-12)
+    half = stats.t.ppf(0.975, 1) * pd.Series([4.0, 2.0]).std(ddof=1) / math.sqrt(2)
+    assert [fig8["ci_low"], fig8["ci_high"]] == pytest.approx([3 - half, 3 + half], abs=0.01)
+    assert pd.isna(fig8["reported"])
+
+    png = progress.plot_claims_so_far(both, tmp_path / "so_far.png")
     assert png.stat().st_size > 10_000
 
-    text = progress.readme_section(full, settings)
-    assert "6 of " in text and "training (2/5 epochs)" in text and "none (one seed)" in text
+    text = progress.readme_section(full, both, settings)
+    assert "6 of " in text and "training (2/5 epochs)" in text
+    assert "none (under two seeds)" in text and "| Fig. 8 | 2 | 3.0 |" in text
 
 
 def test_the_speed_model_is_none_before_any_run_finishes():

@@ -207,27 +207,39 @@ def table_provenance(run, models=MODELS, seeds=None) -> dict:
 # Fig. 7: CMC curves
 
 
-def _test_split(run):
-    """The test split of synth / uav_veid (queries, one gallery image per id, distractors); a
-    clear error for other data sets."""
+def uav_test_split(cfg, fig8_distractors: int | None = None):
+    """The test split of `cfg`'s data set (synth or uav_veid: queries, one gallery image per id,
+    distractors). On the synthetic default with `fig8_distractors` set, that of a tree with that
+    many distractors and the same images otherwise, so that the same models meet it (Fig. 8)."""
+    from vscr_core.data import synthetic_dataset
     from vscr_core.train import load_data
 
-    if not dataset_spec(run.dataset).splits:
+    if not dataset_spec(cfg.data.dataset).splits:
         raise ValueError(f"the test split with one gallery image per id and its distractors is "
                          f"UAV-VeID's protocol: dataset must be 'synth' or 'uav_veid', got "
-                         f"{run.dataset!r}")
-    return load_data(run.variant(MODELS[0]), split="test")
+                         f"{cfg.data.dataset!r}")
+    if fig8_distractors is not None and cfg.data.root is None:
+        d = cfg.data
+        return synthetic_dataset(d.synth_preset, d.synth_seed, split="test",
+                                 num_distractors=fig8_distractors)
+    return load_data(cfg, split="test")
+
+
+def kept_result_path(cfg, key: str, runs_dir=None) -> Path:
+    """<key>.json in the run folder of `cfg`'s model: where a result of that model is kept."""
+    from vscr_core.experiments import run_dir
+
+    key = re.sub(r"[^A-Za-z0-9_.-]", "_", key)  # a real data set's name may hold a path
+    return run_dir(cfg, runs_dir) / f"{key}.json"
 
 
 def _cached_result(run, name: str, seed: int, key: str, compute) -> dict:
     """A result of variant `name`'s model (seed `seed`), kept as <key>.json in its run folder
     beside its metrics and committed with them, so that the table rebuilds without the
     checkpoint; `compute(model)` makes it when absent (training the model first if need be)."""
-    from vscr_core.experiments import run_dir
     from vscr_core.files import atomic_write_bytes
 
-    key = re.sub(r"[^A-Za-z0-9_.-]", "_", key)  # a real data set's name may hold a path
-    path = run_dir(run.variant(name, seed), run.runs_dir) / f"{key}.json"
+    path = kept_result_path(run.variant(name, seed), key, run.runs_dir)
     if path.is_file():
         return json.loads(path.read_text())
     result = compute(run.trained_model(name, seed, progress=False))
@@ -242,7 +254,7 @@ def uav_test_metrics(run, name: str, max_rank: int = 20):
     from vscr_core import evaluate
     from vscr_core.experiments import features
 
-    ds = _test_split(run)
+    ds = uav_test_split(run.config)
     cfg = run.variant(name)
 
     def compute(model) -> dict:
@@ -373,6 +385,12 @@ FIG8_COLUMNS = ["variant", "method", "distractors", "gallery_size", *METRICS, "c
                 "chance_mAP", "queries", "seed", "evaluated_on"]
 
 
+def distractor_curve_name(ds, counts) -> str:
+    """The name of a model's kept distractor curve (its run folder's <name>.json): the gallery
+    and the counts name it, since the 50K tree shares the 500's ds.name."""
+    return f"distractors-{ds.name}-of{len(ds.distractors)}-at{'-'.join(map(str, counts))}"
+
+
 def distractor_table(run, models=MODELS, counts=None, points: int = 6) -> pd.DataFrame:
     """Fig. 8's table: per variant, seed (every seed of the run: the claim that VSCR's rank-1
     falls more slowly is a paired difference over them) and number of distractors added to the
@@ -382,16 +400,11 @@ def distractor_table(run, models=MODELS, counts=None, points: int = 6) -> pd.Dat
     default, of a tree with run.fig8_distractors of them). Data sets without a distractor set
     give an empty table."""
     from vscr_core import evaluate
-    from vscr_core.data import synthetic_dataset
     from vscr_core.experiments import features
 
     if not dataset_spec(run.dataset).distractors:
         return pd.DataFrame(columns=FIG8_COLUMNS)
-    ds = _test_split(run)
-    if run.fig8_distractors is not None and run.data_root is None:
-        d = run.config.data  # the same test images, beside more distractors
-        ds = synthetic_dataset(d.synth_preset, d.synth_seed, split="test",
-                               num_distractors=run.fig8_distractors)
+    ds = uav_test_split(run.config, run.fig8_distractors)
     if not ds.distractors:
         raise ValueError(f"{ds.name} has no distractors (UAV-VeID: the distractors/ folder)")
     counts = distractor_counts(len(ds.distractors), points) if counts is None else list(counts)
@@ -399,8 +412,6 @@ def distractor_table(run, models=MODELS, counts=None, points: int = 6) -> pd.Dat
         raise ValueError(f"counts must lie in 0..{len(ds.distractors)}, got {counts}")
     qp, gp = [s.pid for s in ds.query], [s.pid for s in ds.gallery]
     rows = []
-    # the gallery and the counts name the cached curve (the 50K tree shares the 500's name)
-    key = f"distractors-{ds.name}-of{len(ds.distractors)}-at{'-'.join(map(str, counts))}"
     m, n = protocol_counts(qp, gp)
     for seed, name in ((seed, name) for seed in run.seeds for name in models):
         cfg = run.variant(name, seed)
@@ -416,7 +427,7 @@ def distractor_table(run, models=MODELS, counts=None, points: int = 6) -> pd.Dat
                 curve = {0: evaluate.evaluate_uav_veid(q, g, qp, gp)}
             return {str(c): curve[c].as_dict() for c in counts}
 
-        curve = _cached_result(run, name, seed, key, compute)
+        curve = _cached_result(run, name, seed, distractor_curve_name(ds, counts), compute)
         for c in counts:
             r, ch = curve[str(c)], chance_level(m, n + c)
             rows.append({"variant": name, "method": LABELS.get(name, name), "distractors": c,
@@ -493,7 +504,8 @@ def fig8_statement(df: pd.DataFrame) -> str:
 
 __all__ = [
     "LABELS", "METRICS", "MODELS", "TABLES", "PaperTable", "VERIWILD_SUBSETS",
-    "FIG8_COLUMNS", "build_table", "cmc_curves", "distractor_counts", "distractor_table",
-    "fig8_statement", "needs_note", "paper_table", "plot_cmc",
-    "plot_distractors", "statement", "table_provenance", "uav_test_metrics",
+    "FIG8_COLUMNS", "build_table", "cmc_curves", "distractor_counts", "distractor_curve_name",
+    "distractor_table", "fig8_statement", "kept_result_path", "needs_note", "paper_table",
+    "plot_cmc", "plot_distractors", "statement", "table_provenance", "uav_test_metrics",
+    "uav_test_split",
 ]

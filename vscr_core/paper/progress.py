@@ -24,8 +24,9 @@ import pandas as pd
 from vscr_core.config import Config, Profile, profile_settings
 from vscr_core.experiments import metrics_path, run_dir
 from vscr_core.files import REPO_ROOT, git_commit
-from vscr_core.paper import claims, reported, study
+from vscr_core.paper import claims, comparison, reported, study
 from vscr_core.paper.results import figure_path, markdown_table, write_table
+from vscr_core.paper.variants import variant_config
 from vscr_core.train import DIVERGED_NAME, load_data
 
 FINISHED, TRAINING, DIVERGED, QUEUED = "finished", "training", "diverged", "queued"
@@ -35,6 +36,8 @@ PROGRESS_COLUMNS = ["what", "variant", "seed", "run", "state", "epochs_done", "e
 README_START = ("<!-- study progress: written by `python -m vscr_core.paper.progress` "
                 "(vscr_core.paper.progress.readme_section) -->")
 README_END = "<!-- end of study progress -->"
+SO_FAR_COLUMNS = ["claim", "source", "n_seeds", "measured", "ci_low", "ci_high", "verdict",
+                  "reported", "seeds_for_target"]
 
 
 def _branches(cfg: Config) -> int:
@@ -108,32 +111,60 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
     return table.drop_duplicates("run", keep="last").reset_index(drop=True)
 
 
-def _paired(table: pd.DataFrame, a: str, b: str) -> tuple[pd.Series, pd.Series]:
-    """Test rank-1 of Table 4's variants a and b, indexed by the seeds both have finished."""
-    done = table[(table["what"] == "table 4") & (table["state"] == FINISHED)]
-    ra, rb = claims.per_seed(done, a), claims.per_seed(done, b)
-    both = sorted(set(ra.index) & set(rb.index))
-    return ra.loc[both], rb.loc[both]
+def _claim_so_far(claim: claims.Claim, a: pd.Series, b: pd.Series, paper: float | None) -> dict:
+    """B - A over the seeds both have (Series indexed by seed), paired, with its 95 % interval,
+    the verdict those seeds support, the seeds that would reach the target half width, and each
+    seed's difference."""
+    both = sorted(set(a.index) & set(b.index))
+    a, b = a.loc[both], b.loc[both]
+    iv = claims.difference_interval(a, b)
+    row = claims.claim_row(claim, iv, paper)
+    return {**{k: row[k] for k in SO_FAR_COLUMNS if k in row},
+            "seeds_for_target": claims.resolution_row(claim, iv)["seeds_for_target"],
+            "differences": (b - a).tolist()}
 
 
 def table4_so_far(table: pd.DataFrame) -> pd.DataFrame:
     """Table 4's claims over the seeds where both variants have finished: B - A in test rank-1
     points, paired by seed, with its 95 % interval, the verdict those seeds support, the paper's
     difference (reported, on UAV-VeID) and the seeds that would reach the target half width."""
-    rows = []
-    for a, b, claim in claims.table4_claims():
-        iv = claims.difference_interval(*_paired(table, a, b))
-        paper = reported.TABLE4[b]["uav_veid"][0] - reported.TABLE4[a]["uav_veid"][0]
-        row = claims.claim_row(claim, iv, paper)
-        rows.append({**{k: row[k] for k in ("claim", "source", "n_seeds", "measured", "ci_low",
-                                            "ci_high", "verdict", "reported")},
-                     "seeds_for_target": claims.resolution_row(claim, iv)["seeds_for_target"]})
-    return pd.DataFrame(rows).astype({"seeds_for_target": "Int64"})
+    done = table[(table["what"] == "table 4") & (table["state"] == FINISHED)]
+    rows = [_claim_so_far(claim, claims.per_seed(done, a), claims.per_seed(done, b),
+                          reported.TABLE4[b]["uav_veid"][0] - reported.TABLE4[a]["uav_veid"][0])
+            for a, b, claim in claims.table4_claims()]
+    return pd.DataFrame(rows, columns=[*SO_FAR_COLUMNS, "differences"]).astype(
+        {"seeds_for_target": "Int64"})
 
 
-def plot_table4_so_far(table: pd.DataFrame, so_far: pd.DataFrame, path) -> Path:
-    """Per Table 4 claim: each seed's paired difference (dots), their mean with its 95 %
-    interval (from two seeds on), the paper's difference (reported, UAV-VeID) and zero."""
+def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.DataFrame:
+    """Fig. 8's claim over the seeds whose baseline and VSCR have finished and met the
+    distractors (study.fig8_curves keeps each curve in its run folder): the change of test rank-1
+    from no distractors to all of them (claims.distractor_change), VSCR's minus the baseline's,
+    paired by seed. One row with table4_so_far's columns; the paper gives no such difference."""
+    ds = comparison.uav_test_split(settings.config, settings.fig8_distractors)
+    counts = comparison.distractor_counts(len(ds.distractors))  # notebook 05's
+    name = comparison.distractor_curve_name(ds, counts)
+    done = table[(table["what"] == "table 4") & (table["state"] == FINISHED)
+                 & table["variant"].isin(comparison.MODELS)]
+    points = []
+    for r in done.itertuples():
+        path = comparison.kept_result_path(variant_config(settings.config, r.variant, r.seed),
+                                           name, runs_dir)
+        if path.is_file():
+            points += [{"variant": r.variant, "seed": r.seed, "distractors": int(c),
+                        "rank1": 100 * m["rank1"]} for c, m in json.loads(path.read_text()).items()]
+    change = claims.distractor_change(pd.DataFrame(
+        points, columns=["variant", "seed", "distractors", "rank1"]))
+    a, b = comparison.MODELS
+    row = _claim_so_far(claims.fig8_claim(max(counts)), claims.per_seed(change, a, "change"),
+                        claims.per_seed(change, b, "change"), None)
+    return pd.DataFrame([row], columns=[*SO_FAR_COLUMNS, "differences"]).astype(
+        {"seeds_for_target": "Int64"})
+
+
+def plot_claims_so_far(so_far: pd.DataFrame, path) -> Path:
+    """Per claim: each seed's paired difference (dots), their mean with its 95 % interval (from
+    two seeds on), the paper's difference where it gives one (reported, UAV-VeID) and zero."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,34 +172,41 @@ def plot_table4_so_far(table: pd.DataFrame, so_far: pd.DataFrame, path) -> Path:
 
     from vscr_core.files import save_figure
 
-    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
     ax = fig.subplots()
-    for y, ((a, b, _), row) in enumerate(zip(claims.table4_claims(),
-                                                 so_far.itertuples(), strict=True)):
-        ra, rb = _paired(table, a, b)
-        ax.plot(rb - ra, [y] * len(ra), "o", color="tab:blue", alpha=0.6, ms=5,
-                label="measured: one seed's difference" if y == 0 else None)
+    for y, row in enumerate(so_far.itertuples()):
+        ax.plot(row.differences, [y] * len(row.differences), "o", color="tab:blue", alpha=0.6,
+                ms=5, label="measured: one seed's difference" if y == 0 else None)
         if pd.notna(row.ci_low):
             ax.errorbar(row.measured, y + 0.22, xerr=[[row.measured - row.ci_low],
                                                       [row.ci_high - row.measured]],
                         fmt="s", color="black", capsize=3, ms=5,
                         label="measured: mean and 95 % interval" if y == 0 else None)
-        ax.plot(row.reported, y - 0.22, "D", mfc="none", color="tab:red", ms=6,
-                label="reported (paper, UAV-VeID)" if y == 0 else None)
+        if pd.notna(row.reported):
+            ax.plot(row.reported, y - 0.22, "D", mfc="none", color="tab:red", ms=6,
+                    label="reported (paper, UAV-VeID)" if y == 0 else None)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(range(len(so_far)), [f"{c}\n({s}, {n} seed(s))" for c, s, n in
                                        zip(so_far["claim"], so_far["source"], so_far["n_seeds"])],
                   fontsize=7)
     ax.invert_yaxis()
-    ax.set(xlabel="test rank-1 difference B - A (points)",
-           title="Table 4 so far: paired differences over the seeds finished\n(measured: "
+    ax.set(xlabel="test rank-1 difference B - A (points; Fig. 8: VSCR's change with the "
+                  "distractors minus the baseline's)",
+           title="The study so far: paired differences over the seeds finished\n(measured: "
                  "synthetic test split)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return save_figure(fig, path)
 
 
-def readme_section(table: pd.DataFrame, settings: Profile) -> str:
-    """The README's study progress, in words and two tables, from progress_table."""
+def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.DataFrame:
+    """table4_so_far's rows, then fig8_so_far's."""
+    return pd.concat([table4_so_far(table), fig8_so_far(settings, table, runs_dir)],
+                     ignore_index=True)
+
+
+def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile) -> str:
+    """The README's study progress, in words and two tables, from progress_table and
+    claims_so_far."""
     study_rows = table[table["what"] != "mscl sweep"]
     finished = study_rows[study_rows["state"] == FINISHED]
     open_rows = study_rows[study_rows["state"] != FINISHED]
@@ -192,20 +230,21 @@ def readme_section(table: pd.DataFrame, settings: Profile) -> str:
         "test rank-1 (%)": shown["rank1"].round(2), "test mAP (%)": shown["mAP"].round(2),
         "hours": shown["hours_spent"].round(2)})
     lines.append(markdown_table(runs))
-    so_far = table4_so_far(table)
     n_seeds = len(settings.seeds)
     lines.append(
-        f"Table 4 so far: test rank-1 difference B - A in points, paired by seed, with its 95 % "
-        f"interval (Student's t). The study's {n_seeds} seeds were fixed before it ran and its "
+        f"The study so far: test rank-1 difference B - A in points, paired by seed, with its "
+        f"95 % interval (Student's t); for Fig. 8, the change of rank-1 from no distractors to "
+        f"all of them, VSCR's minus the baseline's, from the curves the study keeps in each "
+        f"seed's run folders. The study's {n_seeds} seeds were fixed before it ran and its "
         f"verdicts are read at {n_seeds}; an interval from fewer seeds only shows how it is "
         f"going. Reported: the paper's difference on UAV-VeID; measured: the synthetic test "
         f"split. Seeds for ±{claims.TARGET_HALF_WIDTH:g}: how many paired seeds would bring the "
         f"interval to ±{claims.TARGET_HALF_WIDTH:g} points at the spread seen so far.")
-    lines.append("![Table 4 so far](figures/study_progress.png)")
+    lines.append("![The study so far](figures/study_progress.png)")
     lines.append(markdown_table(pd.DataFrame({
         "claim (B vs A)": so_far["claim"], "source": so_far["source"],
         "seeds": so_far["n_seeds"], "measured": so_far["measured"],
-        "95 % interval": [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "none (one seed)"
+        "95 % interval": [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "none (under two seeds)"
                           for lo, hi in zip(so_far["ci_low"], so_far["ci_high"])],
         "verdict at these seeds": so_far["verdict"], "reported": so_far["reported"],
         f"seeds for ±{claims.TARGET_HALF_WIDTH:g}": so_far["seeds_for_target"]})))
@@ -220,8 +259,9 @@ def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") 
     write_table(table, "study_progress", None, {"commit": git_commit(),
                                                 "profile": settings.config.name,
                                                 "written_by": "vscr_core.paper.progress"})
-    plot_table4_so_far(table, table4_so_far(table), figure_path("study_progress", None))
-    section = readme_section(table, settings)
+    so_far = claims_so_far(settings, table)
+    plot_claims_so_far(so_far, figure_path("study_progress", None))
+    section = readme_section(table, so_far, settings)
     if readme is not None:
         claims.update_readme(readme, section, README_START, README_END)
     return section
