@@ -2,7 +2,8 @@
 
 For every run of the study's queue it reads the run folder: finished, training (a partial log),
 diverged or queued; the hours of training spent, and the hours left at the speed the finished
-runs logged. Table 4's four claims get their paired differences over the seeds finished so far.
+runs logged. Table 4's four claims, and Fig. 8's from the distractor curves the study keeps,
+get their paired differences over the seeds finished so far.
 It refreshes the study's tables (study.write_tables), writes results/study_progress.csv and
 the README's study-progress section, and prints the same text.
 
@@ -174,17 +175,26 @@ def plot_claims_so_far(so_far: pd.DataFrame, path) -> Path:
 
     fig = Figure(figsize=(11, 4.4), layout="constrained")
     ax = fig.subplots()
+    labelled = set()
+
+    def once(label: str) -> str | None:  # one legend entry per kind of mark
+        if label in labelled:
+            return None
+        labelled.add(label)
+        return label
+
     for y, row in enumerate(so_far.itertuples()):
-        ax.plot(row.differences, [y] * len(row.differences), "o", color="tab:blue", alpha=0.6,
-                ms=5, label="measured: one seed's difference" if y == 0 else None)
+        if row.differences:
+            ax.plot(row.differences, [y] * len(row.differences), "o", color="tab:blue",
+                    alpha=0.6, ms=5, label=once("measured: one seed's difference"))
         if pd.notna(row.ci_low):
             ax.errorbar(row.measured, y + 0.22, xerr=[[row.measured - row.ci_low],
                                                       [row.ci_high - row.measured]],
                         fmt="s", color="black", capsize=3, ms=5,
-                        label="measured: mean and 95 % interval" if y == 0 else None)
+                        label=once("measured: mean and 95 % interval"))
         if pd.notna(row.reported):
             ax.plot(row.reported, y - 0.22, "D", mfc="none", color="tab:red", ms=6,
-                    label="reported (paper, UAV-VeID)" if y == 0 else None)
+                    label=once("reported (paper, UAV-VeID)"))
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(range(len(so_far)), [f"{c}\n({s}, {n} seed(s))" for c, s, n in
                                        zip(so_far["claim"], so_far["source"], so_far["n_seeds"])],
