@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -196,7 +197,7 @@ def plot_claims_so_far(so_far: pd.DataFrame, path) -> Path:
             ax.plot(row.reported, y - 0.22, "D", mfc="none", color="tab:red", ms=6,
                     label=once("reported (paper, UAV-VeID)"))
     ax.axvline(0, color="grey", lw=0.8)
-    ax.set_yticks(range(len(so_far)), [f"{c}\n({s}, {n} seed(s))" for c, s, n in
+    ax.set_yticks(range(len(so_far)), [f"{textwrap.fill(c, 60)}\n({s}, {n} seed(s))" for c, s, n in
                                        zip(so_far["claim"], so_far["source"], so_far["n_seeds"])],
                   fontsize=7)
     ax.invert_yaxis()
