@@ -13,8 +13,8 @@ import pytest
 
 from vscr_core import evaluate, experiments
 from vscr_core.paper import comparison as cmp
+from vscr_core.paper import distractors, reported, results
 from vscr_core.paper import notebook as nbk
-from vscr_core.paper import reported, results
 
 # ---------------------------------------------------------------------------------------------
 # chance level
@@ -88,10 +88,11 @@ def test_chance_level_and_counts_reject_bad_input():
 
 
 def test_distractor_counts_and_errors():
-    assert cmp.distractor_counts(500) == [0, 100, 200, 300, 400, 500]
-    assert cmp.distractor_counts(3) == [0, 1, 2, 3] and cmp.distractor_counts(0) == [0]
+    assert distractors.distractor_counts(500) == [0, 100, 200, 300, 400, 500]
+    assert distractors.distractor_counts(3) == [0, 1, 2, 3]
+    assert distractors.distractor_counts(0) == [0]
     with pytest.raises(ValueError, match="-1"):
-        cmp.distractor_counts(-1)
+        distractors.distractor_counts(-1)
     with pytest.raises(ValueError, match="unknown comparison table 9"):
         cmp.paper_table(9)
 
@@ -196,7 +197,7 @@ def test_05_distractors(notebook_env, run_notebook):
     df, meta = results.read_table("fig8_distractors", out_dir)
     assert meta["notebook"] == "05_distractors" and meta["seeds"] == [0]
     r, ds, run = _test_metrics(out_dir, "baseline")
-    counts = cmp.distractor_counts(len(ds.distractors))
+    counts = distractors.distractor_counts(len(ds.distractors))
     assert len(ds.distractors) > 0 and counts[-1] == len(ds.distractors)
     for (name, seed), c in df.groupby(["variant", "seed"]):
         c = c.sort_values("distractors")
@@ -235,7 +236,7 @@ def test_fig7_and_fig8_rebuild_from_the_run_folders_without_a_model(notebook_env
 
     monkeypatch.setattr(nbk.NotebookRun, "trained_model", no_model)
     fig8, _ = results.read_table("fig8_distractors", out_dir)
-    pd.testing.assert_frame_equal(cmp.distractor_table(run), fig8, check_dtype=False)
+    pd.testing.assert_frame_equal(distractors.distractor_table(run), fig8, check_dtype=False)
     fig7, _ = results.read_table("fig7_cmc", out_dir)
     pd.testing.assert_frame_equal(cmp.cmc_curves(run), fig7, check_dtype=False)
 
@@ -261,10 +262,10 @@ def test_tables_without_their_data_set_leave_measured_rows_empty(tmp_path):
     assert curves.empty
     png = cmp.plot_cmc(curves, t5, run.figure_path("fig7_cmc"))
     assert png.stat().st_size > 10_000 and not (tmp_path / "results").exists()
-    fig8 = cmp.distractor_table(run)  # VeRi-776 has no distractor set: an empty curve
-    assert fig8.empty and list(fig8.columns) == cmp.FIG8_COLUMNS
-    assert "no distractor set" in cmp.fig8_statement(fig8)
-    assert cmp.plot_distractors(fig8, run.figure_path("fig8_distractors")).is_file()
+    fig8 = distractors.distractor_table(run)  # VeRi-776 has no distractor set: an empty curve
+    assert fig8.empty and list(fig8.columns) == distractors.FIG8_COLUMNS
+    assert "no distractor set" in distractors.fig8_statement(fig8)
+    assert distractors.plot_distractors(fig8, run.figure_path("fig8_distractors")).is_file()
     assert not (tmp_path / "results").exists()
     assert "its measured rows need dataset='uav_veid'" in cmp.statement({5: t5}, curves)
 
@@ -277,13 +278,13 @@ def test_fig8_over_seeds_reports_means_and_leaves_the_verdict_to_the_interval(tm
                                    ("baseline", 1, 0, 62), ("baseline", 1, 100, 44),
                                    ("vscr", 0, 0, 70), ("vscr", 0, 100, 60),
                                    ("vscr", 1, 0, 72), ("vscr", 1, 100, 58)]]
-    df = pd.DataFrame(rows, columns=cmp.FIG8_COLUMNS)
-    text = cmp.fig8_statement(df)
+    df = pd.DataFrame(rows, columns=distractors.FIG8_COLUMNS)
+    text = distractors.fig8_statement(df)
     assert "seeds [0, 1]" in text
     assert "rank-1 61.00 -> 42.00 % (-19.00 points)" in text  # baseline, mean of two seeds
     assert "rank-1 71.00 -> 59.00 % (-12.00 points)" in text  # VSCR
     assert "slower" not in text.replace("more slowly", "") and "claims.csv" in text
-    assert cmp.plot_distractors(df, tmp_path / "fig8.png").stat().st_size > 10_000
+    assert distractors.plot_distractors(df, tmp_path / "fig8.png").stat().st_size > 10_000
 
 
 def test_measured_chance_of_the_real_layouts(veri776_tree, vehicleid_tree, veriwild_tree):

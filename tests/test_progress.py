@@ -11,7 +11,7 @@ from scipy import stats
 
 from vscr_core.config import profile, profile_settings
 from vscr_core.experiments import run_dir
-from vscr_core.paper import claims, comparison, progress, study
+from vscr_core.paper import claims, comparison, distractors, progress, study
 from vscr_core.paper.variants import variant_config
 
 EPOCHS = 5
@@ -84,14 +84,14 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
 
     # Fig. 8: rank-1 with no distractors and with all of them, from the curves the study kept
     ds = comparison.uav_test_split(base, settings.fig8_distractors)
-    counts = comparison.distractor_counts(len(ds.distractors))
+    counts = distractors.distractor_counts(len(ds.distractors))
     ends = {("baseline", 0): (40.0, 30.0), ("vscr", 0): (44.0, 38.0),
             ("baseline", 1): (42.0, 30.0), ("vscr", 1): (45.0, 35.0)}
     for (name, seed), (first, last) in ends.items():
         curve = {str(c): {"rank1": (first + (last - first) * c / counts[-1]) / 100}
                  for c in counts}
         path = comparison.kept_result_path(variant_config(base, name, seed),
-                                           comparison.distractor_curve_name(ds, counts), tmp_path)
+                                           distractors.distractor_curve_name(ds, counts), tmp_path)
         path.write_text(json.dumps(curve))
     both = progress.claims_so_far(settings, table.reset_index(), runs_dir=tmp_path)
     assert both["claim"].iloc[:-1].tolist() == so_far.index.tolist()

@@ -1,6 +1,7 @@
-"""What notebooks 04 (Tables 5-8, Fig. 7) and 05 (Fig. 8) compute: the paper's comparison tables
-with its reported numbers beside this project's measured baseline and VSCR, the chance level of
-each protocol, CMC curves, and the distractor curve.
+"""What notebook 04 (Tables 5-8, Fig. 7) computes: the paper's comparison tables with its reported
+numbers beside this project's measured baseline and VSCR, the chance level of each protocol, and
+CMC curves; and what notebook 05 (Fig. 8, distractors.py) shares with it: the UAV test split and
+the results each model keeps in its run folder.
 
 All metrics in the tables are percentages (0-100), as in the paper. A row's `source` says where
 its numbers come from: "reported (paper Table N)" (typed from the paper), "measured" (computed
@@ -12,7 +13,6 @@ metrics empty and says so in `note`; no number is ever filled in by hand.
     t5 = comparison.build_table(run, 5)          # -> run.write_table(t5, "table5_uav_test")
     curves = comparison.cmc_curves(run)          # Fig. 7's measured curves
     comparison.plot_cmc(curves, t5, run.figure_path("fig7_cmc"))
-    df = comparison.distractor_table(run)        # Fig. 8, one pass over the distractors
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from vscr_core.data.registry import DATASETS, dataset_spec
-from vscr_core.evaluate import chance_level, protocol_counts
+from vscr_core.evaluate import chance_level
 from vscr_core.experiments import measured_chance
 from vscr_core.files import save_figure
 from vscr_core.paper import reported
@@ -127,7 +127,8 @@ def paper_table(number_or_name) -> PaperTable:
 # Tables 5-8
 
 
-def _pct(x):
+def percent(x):
+    """A fraction as a percentage to 4 decimals; None or NaN (not measured) as None."""
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100 * x, 4)
 
 
@@ -166,7 +167,7 @@ def build_table(run, number, models=MODELS) -> pd.DataFrame:
                     got = uav_test_metrics(run, name)[0].as_dict()
                 else:
                     got = run.metrics(name, protocol=protocol, progress=False)
-                row.update({k: _pct(got.get(k)) for k in METRICS}, evaluated_on=on,
+                row.update({k: percent(got.get(k)) for k in METRICS}, evaluated_on=on,
                            note=f"one seed ({seed}); {got['num_queries']} queries, "
                                 f"{chance['gallery']} gallery images")
             else:
@@ -175,7 +176,7 @@ def build_table(run, number, models=MODELS) -> pd.DataFrame:
         if measured:
             rows.append({"method": "chance (random ranking)", "backbone": None, "subset": subset,
                          "source": "chance (exact, measured protocol)", "variant": None,
-                         "evaluated_on": on, **{k: _pct(chance[k]) for k in METRICS},
+                         "evaluated_on": on, **{k: percent(chance[k]) for k in METRICS},
                          "note": f"{chance['queries']} queries, each with its own true matches "
                                  f"among its gallery candidates (at most {chance['gallery']})"})
         m, n, exact, how = t.paper_chance[subset]
@@ -183,7 +184,7 @@ def build_table(run, number, models=MODELS) -> pd.DataFrame:
         rows.append({"method": "chance (random ranking)", "backbone": None, "subset": subset,
                      "source": "chance (paper's protocol" + (")" if exact else ", approx.)"),
                      "variant": None, "evaluated_on": f"{paper_name} (paper)",
-                     **{k: _pct(chance[k]) for k in METRICS}, "note": how})
+                     **{k: percent(chance[k]) for k in METRICS}, "note": how})
     cols = ["method", "source", "evaluated_on", "subset", *METRICS, "backbone", "variant", "note"]
     df = pd.DataFrame(rows)[cols]
     if t.number != 8:
@@ -233,7 +234,7 @@ def kept_result_path(cfg, key: str, runs_dir=None) -> Path:
     return run_dir(cfg, runs_dir) / f"{key}.json"
 
 
-def _cached_result(run, name: str, seed: int, key: str, compute) -> dict:
+def kept_result(run, name: str, seed: int, key: str, compute) -> dict:
     """A result of variant `name`'s model (seed `seed`), kept as <key>.json in its run folder
     beside its metrics and committed with them, so that the table rebuilds without the
     checkpoint; `compute(model)` makes it when absent (training the model first if need be)."""
@@ -250,7 +251,7 @@ def _cached_result(run, name: str, seed: int, key: str, compute) -> dict:
 def uav_test_metrics(run, name: str, max_rank: int = 20):
     """RankMetrics (CMC to `max_rank`) of variant `name` (seed run.seeds[0]) on the test split
     of synth / uav_veid, the one pass Table 5 and Fig. 7 share, kept in the run folder
-    (`_cached_result`). Returns (metrics, test split)."""
+    (`kept_result`). Returns (metrics, test split)."""
     from vscr_core import evaluate
     from vscr_core.experiments import features
 
@@ -264,7 +265,7 @@ def uav_test_metrics(run, name: str, max_rank: int = 20):
                                        [s.pid for s in ds.gallery], max_rank=max_rank)
         return {**asdict(r), "cmc": r.cmc.tolist()}
 
-    got = _cached_result(run, name, run.seeds[0], f"cmc-{ds.name}-r{max_rank}", compute)
+    got = kept_result(run, name, run.seeds[0], f"cmc-{ds.name}-r{max_rank}", compute)
     return evaluate.RankMetrics(**{**got, "cmc": np.asarray(got["cmc"])}), ds
 
 
@@ -368,144 +369,8 @@ def statement(tables: dict[int, pd.DataFrame], curves: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# Fig. 8: distractors
-
-
-def distractor_counts(available: int, points: int = 6) -> list[int]:
-    """`points` counts evenly spread over 0..available (0 and all included, no repeats)."""
-    if not isinstance(available, int | np.integer) or available < 0:
-        raise ValueError(f"available distractors must be a non-negative int, got {available!r}")
-    if not isinstance(points, int) or points < 2:
-        raise ValueError(f"points must be an int >= 2, got {points!r}")
-    return sorted({int(round(x)) for x in np.linspace(0, available, points)})
-
-
-FIG8_COLUMNS = ["variant", "method", "distractors", "gallery_size", *METRICS, "chance_rank1",
-                "chance_mAP", "queries", "seed", "evaluated_on"]
-
-
-def distractor_curve_name(ds, counts) -> str:
-    """The name of a model's kept distractor curve (its run folder's <name>.json): the gallery
-    and the counts name it, since the 50K tree shares the 500's ds.name."""
-    return f"distractors-{ds.name}-of{len(ds.distractors)}-at{'-'.join(map(str, counts))}"
-
-
-def distractor_table(run, models=MODELS, counts=None, points: int = 6) -> pd.DataFrame:
-    """Fig. 8's table: per variant, seed (every seed of the run: the claim that VSCR's rank-1
-    falls more slowly is a paired difference over them) and number of distractors added to the
-    test gallery, rank-1/5/10 and mAP (%) and chance, from one pass (evaluate.distractor_curve)
-    per model.
-    counts None: `points` counts from 0 to every distractor of the data set (on the synthetic
-    default, of a tree with run.fig8_distractors of them). Data sets without a distractor set
-    give an empty table."""
-    from vscr_core import evaluate
-    from vscr_core.experiments import features
-
-    if not dataset_spec(run.dataset).distractors:
-        return pd.DataFrame(columns=FIG8_COLUMNS)
-    ds = uav_test_split(run.config, run.fig8_distractors)
-    if not ds.distractors:
-        raise ValueError(f"{ds.name} has no distractors (UAV-VeID: the distractors/ folder)")
-    counts = distractor_counts(len(ds.distractors), points) if counts is None else list(counts)
-    if not counts or min(counts) < 0 or max(counts) > len(ds.distractors):
-        raise ValueError(f"counts must lie in 0..{len(ds.distractors)}, got {counts}")
-    qp, gp = [s.pid for s in ds.query], [s.pid for s in ds.gallery]
-    rows = []
-    m, n = protocol_counts(qp, gp)
-    for seed, name in ((seed, name) for seed in run.seeds for name in models):
-        cfg = run.variant(name, seed)
-
-        def compute(model, cfg=cfg) -> dict:
-            q = features(model, ds.query, cfg, progress=False)
-            g = features(model, ds.gallery, cfg, progress=False)
-            top = max(counts)
-            if top:
-                d = features(model, ds.distractors[:top], cfg, progress=False)
-                curve = evaluate.distractor_curve(q, g, qp, gp, d, counts, junk="none")
-            else:
-                curve = {0: evaluate.evaluate_uav_veid(q, g, qp, gp)}
-            return {str(c): curve[c].as_dict() for c in counts}
-
-        curve = _cached_result(run, name, seed, distractor_curve_name(ds, counts), compute)
-        for c in counts:
-            r, ch = curve[str(c)], chance_level(m, n + c)
-            rows.append({"variant": name, "method": LABELS.get(name, name), "distractors": c,
-                         "gallery_size": len(gp) + c, **{k: _pct(r[k]) for k in METRICS},
-                         "chance_rank1": _pct(ch["rank1"]), "chance_mAP": _pct(ch["mAP"]),
-                         "queries": r["num_queries"], "seed": seed,
-                         "evaluated_on": ds.name})
-    return pd.DataFrame(rows, columns=FIG8_COLUMNS)
-
-
-_NO_DISTRACTORS = ("Fig. 8 not measured: this data set has no distractor set (the paper draws "
-                   "it on UAV-VeID; run the notebook with dataset 'uav_veid' or the synthetic "
-                   "default).")
-
-
-def plot_distractors(df: pd.DataFrame, out_png) -> Path:
-    """Fig. 8: rank-1 and mAP against distractors added to the gallery, one line per model,
-    chance dotted."""
-    import seaborn as sns
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4), dpi=150, layout="constrained")
-    if df.empty:
-        fig.text(0.5, 0.5, _NO_DISTRACTORS, ha="center", va="center", wrap=True)
-        return save_figure(fig, out_png)
-    axes = fig.subplots(1, 2)
-    colours = sns.color_palette("tab10", 3)
-    for ax, (metric, chance, label) in zip(axes, (("rank1", "chance_rank1", "rank-1"),
-                                                  ("mAP", "chance_mAP", "mAP")), strict=True):
-        for i, (_, g) in enumerate(df.groupby("variant", sort=False)):
-            by_count = g.groupby("distractors")[metric]
-            mean, low, high = by_count.mean(), by_count.min(), by_count.max()
-            ax.plot(mean.index, mean, marker="o", lw=2, color=colours[i],
-                    label=f"measured: {g['method'].iloc[0]}")
-            if g["seed"].nunique() > 1:  # the spread of the seeds' curves
-                ax.fill_between(mean.index, low, high, color=colours[i], alpha=0.2, lw=0)
-        first = df[(df["variant"] == df["variant"].iloc[0]) & (df["seed"] == df["seed"].iloc[0])]
-        ax.plot(first["distractors"], first[chance], color="grey", ls=":", lw=1.2,
-                label="chance (random ranking)")
-        ax.set(xlabel="distractors added to the test gallery", ylabel=f"{label} (%)",
-               xticks=sorted(df["distractors"].unique()),
-               ylim=(0, 101), title=f"{label} vs distractors")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    seeds = sorted(int(x) for x in df["seed"].unique())
-    spread = f"mean of seeds {seeds}, band: their range" if len(seeds) > 1 else f"seed {seeds[0]}"
-    fig.suptitle(f"Fig. 8: {df['evaluated_on'].iloc[0]}, {df['queries'].iloc[0]} queries, "
-                 f"{spread} (the paper: UAV-VeID, up to 300K distractors)")
-    return save_figure(fig, out_png)
-
-
-def fig8_statement(df: pd.DataFrame) -> str:
-    """How each model's rank-1 and mAP change from no distractors to all (mean over seeds),
-    read from the table; whether VSCR's falls more slowly is a claim with an interval
-    (claims.test_split_claims, notebook 09), not a sentence here."""
-    if df.empty:
-        return _NO_DISTRACTORS
-    seeds = sorted(int(x) for x in df["seed"].unique())
-    lines = [f"Measured on {df['evaluated_on'].iloc[0]} ({df['queries'].iloc[0]} queries, "
-             f"{df['gallery_size'].min()} gallery images, seeds {seeds}), distractors added: "
-             f"{', '.join(map(str, sorted(df['distractors'].unique())))}:"]
-    for _, g in df.groupby("variant", sort=False):
-        ends = g[g["distractors"].isin([g["distractors"].min(), g["distractors"].max()])]
-        mean = ends.groupby("distractors")[["rank1", "mAP"]].mean()
-        a, b = mean.iloc[0], mean.iloc[-1]
-        lines.append(f"  {g['method'].iloc[0]}: rank-1 {a['rank1']:.2f} -> {b['rank1']:.2f} % "
-                     f"({b['rank1'] - a['rank1']:+.2f} points), mAP {a['mAP']:.2f} -> "
-                     f"{b['mAP']:.2f} %")
-    lines.append("Whether VSCR's rank-1 falls more slowly than the baseline's, as the paper "
-                 "reports on UAV-VeID, is read from the paired interval over seeds in "
-                 "results/claims.csv (notebook 09).")
-    return "\n".join(lines)
-
-
 __all__ = [
-    "LABELS", "METRICS", "MODELS", "TABLES", "PaperTable", "VERIWILD_SUBSETS",
-    "FIG8_COLUMNS", "build_table", "cmc_curves", "distractor_counts", "distractor_curve_name",
-    "distractor_table", "fig8_statement", "kept_result_path", "needs_note", "paper_table",
-    "plot_cmc", "plot_distractors", "statement", "table_provenance", "uav_test_metrics",
-    "uav_test_split",
+    "LABELS", "METRICS", "MODELS", "TABLES", "PaperTable", "VERIWILD_SUBSETS", "build_table",
+    "cmc_curves", "kept_result", "kept_result_path", "needs_note", "paper_table", "percent",
+    "plot_cmc", "statement", "table_provenance", "uav_test_metrics", "uav_test_split",
 ]

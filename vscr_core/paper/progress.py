@@ -26,7 +26,7 @@ import pandas as pd
 from vscr_core.config import Config, Profile, profile_settings
 from vscr_core.experiments import metrics_path, run_dir
 from vscr_core.files import REPO_ROOT, git_commit
-from vscr_core.paper import claims, comparison, reported, study
+from vscr_core.paper import claims, comparison, distractors, reported, study
 from vscr_core.paper.results import figure_path, markdown_table, write_table
 from vscr_core.paper.variants import variant_config
 from vscr_core.train import DIVERGED_NAME, load_data
@@ -144,8 +144,8 @@ def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.Dat
     from no distractors to all of them (claims.distractor_change), VSCR's minus the baseline's,
     paired by seed. One row with table4_so_far's columns; the paper gives no such difference."""
     ds = comparison.uav_test_split(settings.config, settings.fig8_distractors)
-    counts = comparison.distractor_counts(len(ds.distractors))  # notebook 05's
-    name = comparison.distractor_curve_name(ds, counts)
+    counts = distractors.distractor_counts(len(ds.distractors))  # notebook 05's
+    name = distractors.distractor_curve_name(ds, counts)
     done = table[(table["what"] == "table 4") & (table["state"] == FINISHED)
                  & table["variant"].isin(comparison.MODELS)]
     points = []

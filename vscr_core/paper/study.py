@@ -27,7 +27,8 @@ import pandas as pd
 from vscr_core.config import Config, Profile, profile_settings
 from vscr_core.data.sampler import PKBatchSampler
 from vscr_core.experiments import metrics_path, run, run_dir
-from vscr_core.paper.comparison import MODELS, distractor_table
+from vscr_core.paper.comparison import MODELS
+from vscr_core.paper.distractors import distractor_table
 from vscr_core.paper.notebook import NotebookRun
 from vscr_core.paper.variants import TABLE2, TABLE4, variant_config
 from vscr_core.train import DIVERGED_NAME, TrainingDiverged, load_data, training_samples
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def fig8_curves(profile_name: str, seed: int) -> None:
     """Fig. 8's distractor curves of one seed's baseline and VSCR, measured while their
-    checkpoints are at hand and kept in their run folders (comparison.distractor_table reads
+    checkpoints are at hand and kept in their run folders (distractors.distractor_table reads
     them when present), so that notebook 05 at the end of the study only reads them."""
     print(f"== fig 8: distractor curves of seed {seed}", flush=True)
     distractor_table(NotebookRun("05_distractors", profile_name, seeds=[seed]))
