@@ -278,10 +278,10 @@ def test_split_claims(out_dir=None, metric: str = "rank1") -> list[dict]:
         rows.append(claim_row(Claim("VSCR beats the baseline on the test split", "Table 5"),
                               iv, None))
     f8, _ = read_table("fig8_distractors", out_dir)
-    kept = distractor_change(f8, metric)
-    if {"baseline", "vscr"} <= set(kept["variant"]):
-        iv = difference_interval(per_seed(kept, "baseline", "change"),
-                                 per_seed(kept, "vscr", "change"))
+    change = distractor_change(f8, metric)
+    if {"baseline", "vscr"} <= set(change["variant"]):
+        iv = difference_interval(per_seed(change, "baseline", "change"),
+                                 per_seed(change, "vscr", "change"))
         rows.append(claim_row(fig8_claim(int(f8["distractors"].max())), iv, None))
     return rows
 

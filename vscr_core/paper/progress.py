@@ -126,16 +126,24 @@ def _claim_so_far(claim: claims.Claim, a: pd.Series, b: pd.Series, paper: float 
             "differences": (b - a).tolist()}
 
 
+def _so_far_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=[*SO_FAR_COLUMNS, "differences"]).astype(
+        {"seeds_for_target": "Int64"})
+
+
+def _finished_table4(table: pd.DataFrame) -> pd.DataFrame:
+    return table[(table["what"] == "table 4") & (table["state"] == FINISHED)]
+
+
 def table4_so_far(table: pd.DataFrame) -> pd.DataFrame:
     """Table 4's claims over the seeds where both variants have finished: B - A in test rank-1
     points, paired by seed, with its 95 % interval, the verdict those seeds support, the paper's
     difference (reported, on UAV-VeID) and the seeds that would reach the target half width."""
-    done = table[(table["what"] == "table 4") & (table["state"] == FINISHED)]
+    done = _finished_table4(table)
     rows = [_claim_so_far(claim, claims.per_seed(done, a), claims.per_seed(done, b),
                           reported.TABLE4[b]["uav_veid"][0] - reported.TABLE4[a]["uav_veid"][0])
             for a, b, claim in claims.table4_claims()]
-    return pd.DataFrame(rows, columns=[*SO_FAR_COLUMNS, "differences"]).astype(
-        {"seeds_for_target": "Int64"})
+    return _so_far_frame(rows)
 
 
 def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.DataFrame:
@@ -146,8 +154,8 @@ def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.Dat
     ds = comparison.uav_test_split(settings.config, settings.fig8_distractors)
     counts = distractors.distractor_counts(len(ds.distractors))  # notebook 05's
     name = distractors.distractor_curve_name(ds, counts)
-    done = table[(table["what"] == "table 4") & (table["state"] == FINISHED)
-                 & table["variant"].isin(comparison.MODELS)]
+    done = _finished_table4(table)
+    done = done[done["variant"].isin(comparison.MODELS)]
     points = []
     for r in done.itertuples():
         path = comparison.kept_result_path(variant_config(settings.config, r.variant, r.seed),
@@ -160,8 +168,7 @@ def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.Dat
     a, b = comparison.MODELS
     row = _claim_so_far(claims.fig8_claim(max(counts)), claims.per_seed(change, a, "change"),
                         claims.per_seed(change, b, "change"), None)
-    return pd.DataFrame([row], columns=[*SO_FAR_COLUMNS, "differences"]).astype(
-        {"seeds_for_target": "Int64"})
+    return _so_far_frame([row])
 
 
 def plot_claims_so_far(so_far: pd.DataFrame, path) -> Path:
