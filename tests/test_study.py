@@ -4,12 +4,14 @@ convergence and lambda_3 rules."""
 
 import json
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 import torch
 
-from vscr_core.config import profile, profile_settings
+from vscr_core import experiments
+from vscr_core.config import continued, lr_milestones, profile, profile_settings
 from vscr_core.experiments import RUNS_DIR, run_dir
 from vscr_core.model import VSCRNet
 from vscr_core.paper import study
@@ -209,6 +211,76 @@ def test_fig8_is_measured_once_a_seeds_baseline_and_vscr_have_finished(monkeypat
     monkeypatch.setattr(study, "run_or_divergence", fake_run)
     monkeypatch.setattr(study, "fig8_curves", lambda profile_name, seed: fig8.append(seed))
     monkeypatch.setattr(study, "write_tables", lambda *args, **kwargs: None)
+    monkeypatch.setattr(study, "warn_unextended", lambda settings: None)
     study.main(["--profile", "cpu", "--seeds", "0", "1", "--only", "table 4"])
     assert len(trained) == 2 * len(study.TABLE4)
     assert fig8 == measured
+
+
+def test_a_continued_config_keeps_the_schedule_it_continues():
+    cfg = profile("cpu")
+    longer = continued(cfg, 6)
+    t = longer.train
+    assert (t.epochs, t.lr_steps, t.grl_ramp_epochs) == (38, (20, 25), 32)
+    assert continued(longer, 2).train.grl_ramp_epochs == 32  # the ramp of the first schedule
+    scaled = profile("smoke").override(**{"train.epochs": 8, "train.lr_steps": None})
+    assert continued(scaled, 2).train.lr_steps == lr_milestones(scaled.train)  # not rescaled
+    with pytest.raises(ValueError, match="extra_epochs"):
+        continued(cfg, 0)
+
+
+def test_an_extended_seed_trains_every_variant_a_fifth_longer():
+    settings = profile_settings("cpu")
+    assert settings.extended_seeds == (2,)
+    epochs = {(w, c.train.seed, c.name): c.train.epochs for w, c, _ in study.queue(settings)}
+    assert {e for (w, s, _), e in epochs.items() if w != "mscl sweep" and s == 2} == {38}
+    assert {e for (w, s, _), e in epochs.items() if w != "mscl sweep" and s != 2} == {32}
+    # the runs of the other seeds keep their committed folders
+    for seed in (0, 1):
+        cfg = settings.schedule(variant_config(settings.config, "baseline", seed))
+        assert (run_dir(cfg) / "log.csv").is_file(), run_dir(cfg).name
+
+
+def test_a_continued_run_starts_from_the_shorter_run_and_ends_as_if_trained_in_one_go(
+        smoke_cfg, tmp_path):
+    """The view adversary's reversal ramp and the lr drops depend on the schedule: a continued
+    run keeps them where the shorter run had them, so continuing it is the same as training the
+    longer config from scratch."""
+    short = variant_config(smoke_cfg.override(**{"train.lr_steps": (1,)}), "vscr", 0)
+    longer = continued(short, 1)
+    experiments.trained_model(short, tmp_path / "a", progress=False)
+    resumed = experiments.trained_model(longer, tmp_path / "a", progress=False)
+    assert load_checkpoint(run_dir(longer, tmp_path / "a") / CHECKPOINT_NAME)["epoch"] == 3
+    log = pd.read_csv(run_dir(longer, tmp_path / "a") / "log.csv")
+    assert list(log["epoch"]) == [1, 2, 3]
+    scratch = experiments.trained_model(longer, tmp_path / "b", progress=False)
+    a, b = resumed.state_dict(), scratch.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the shorter run is left as it was
+    assert load_checkpoint(run_dir(short, tmp_path / "a") / CHECKPOINT_NAME)["epoch"] == 2
+
+
+def test_the_extension_rule_names_the_seeds_with_a_run_that_failed_at_the_schedule(
+        smoke_synth, tmp_path):
+    base = profile("smoke", **{"data.root": str(smoke_synth), "train.epochs": 10})
+    settings = replace(profile_settings("smoke"), config=base, seeds=(0, 1, 2))
+    num_ids = 100
+    low = [1.0] * 10
+    flat = [10, 20, 30, 40, 50, 55, 58, 60, 60.5, 60.8]
+    _fake_log(variant_config(base, "baseline", 0), tmp_path, low, low, flat)
+    _fake_log(variant_config(base, "vscr", 1), tmp_path, low, low, flat[:8] + [62, 63])
+    _fake_log(variant_config(base, "multi_scale", 2), tmp_path, low[:6], low[:6], flat[:6])  # training
+    failed = study.unconverged_at_schedule(settings, num_ids, tmp_path)
+    assert failed == {1: [run_dir(variant_config(base, "vscr", 1), tmp_path).name]}
+    # an extended seed is still named (the record of why it was extended)
+    extended = replace(settings, extended_seeds=(1,))
+    assert study.unconverged_at_schedule(extended, num_ids, tmp_path) == failed
+
+
+def test_the_cpu_profile_extends_exactly_the_seeds_its_committed_runs_call_for():
+    from vscr_core.paper.results import read_table
+
+    settings = profile_settings("cpu")
+    num_ids = int(read_table("training_summary")[0]["num_train_ids"].iloc[0])
+    failed = study.unconverged_at_schedule(settings, num_ids)
+    assert set(failed) == set(settings.extended_seeds)

@@ -11,16 +11,19 @@ from pathlib import Path
 import numpy as np
 
 from vscr_core import evaluate
-from vscr_core.config import Config
+from vscr_core.config import Config, continued
 from vscr_core.data.registry import dataset_spec
 from vscr_core.data.types import ReIDDataset
 from vscr_core.files import REPO_ROOT, atomic_write_bytes
 from vscr_core.train import (
+    CHECKPOINT_NAME,
     TRAINING_SEMANTICS,
     features,
     fit,
+    load_checkpoint,
     load_data,
     resolve_device,
+    save_checkpoint,
 )
 
 RUNS_DIR = REPO_ROOT / "results" / "runs"
@@ -65,8 +68,34 @@ def _check_distractors(ds: ReIDDataset, n: int) -> None:
 
 
 def trained_model(cfg: Config, runs_dir: str | Path | None = None, progress: bool = True):
-    """The model of `cfg`, trained in its run folder (or resumed, or loaded when finished)."""
-    return fit(cfg, run_dir(cfg, runs_dir), progress=progress).model
+    """The model of `cfg`, trained in its run folder (or resumed, or loaded when finished; a
+    `continued` config starts from the shorter run's checkpoint)."""
+    out = run_dir(cfg, runs_dir)
+    if not (out / CHECKPOINT_NAME).exists():
+        _start_from_shorter_run(cfg, out, runs_dir)
+    return fit(cfg, out, progress=progress).model
+
+
+def _start_from_shorter_run(cfg: Config, out: Path, runs_dir) -> None:
+    """Seed the empty run folder `out` with the checkpoint of the run that `cfg` continues
+    (config.continued: the same run, fewer epochs), if one was trained: its epochs are the first
+    epochs of `cfg`'s, so fit() resumes from there. The shorter run's folder is left as it is."""
+    candidates = []
+    for path in Path(runs_dir or RUNS_DIR).glob(f"{cfg.name}-*-t{TRAINING_SEMANTICS}"):
+        if not (path / CHECKPOINT_NAME).is_file() or not (path / "config.json").is_file():
+            continue
+        shorter = Config.from_dict(json.loads((path / "config.json").read_text()))
+        extra = cfg.train.epochs - shorter.train.epochs
+        if extra >= 1 and continued(shorter, extra).digest() == cfg.digest():
+            candidates.append((shorter.train.epochs, path))
+    if not candidates:
+        return
+    source = max(candidates)[1]  # the longest such run
+    state = load_checkpoint(source / CHECKPOINT_NAME)
+    state["config"] = cfg.to_dict()
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / CHECKPOINT_NAME, state)
+    print(f"run {out.name}: continues {source.name} from its epoch {state['epoch']}", flush=True)
 
 
 def default_protocol(cfg: Config) -> dict:

@@ -326,7 +326,8 @@ def fit(
                    disable=not progress or rank != 0)
         for step, (images, pids, _camids, views, _index) in enumerate(bar, start=1):
             if t.grl_ramp:
-                done = (epoch + (step - 1) / len(loader)) / t.epochs  # fraction of training
+                # the fraction of the ramp's span trained (past 1 in a continued run)
+                done = (epoch + (step - 1) / len(loader)) / (t.grl_ramp_epochs or t.epochs)
                 model.grl_lambda = cfg.model.grl_lambda * grl_ramp(done)
             images = images.to(device, non_blocking=True)
             if channels_last:

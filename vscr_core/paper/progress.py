@@ -158,8 +158,8 @@ def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.Dat
     done = done[done["variant"].isin(comparison.MODELS)]
     points = []
     for r in done.itertuples():
-        path = comparison.kept_result_path(variant_config(settings.config, r.variant, r.seed),
-                                           name, runs_dir)
+        cfg = settings.schedule(variant_config(settings.config, r.variant, r.seed))
+        path = comparison.kept_result_path(cfg, name, runs_dir)
         if path.is_file():
             points += [{"variant": r.variant, "seed": r.seed, "distractors": int(c),
                         "rank1": 100 * m["rank1"]} for c, m in json.loads(path.read_text()).items()]

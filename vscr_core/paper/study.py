@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,18 +83,22 @@ def queue(settings: Profile, seeds=None) -> Iterator[tuple[str, Config, dict]]:
     over `seeds` (None: the profile's), Table 2's other rows over the first
     `settings.table2_seeds` of them, as notebook 02 reads them."""
     base, seeds = settings.config, tuple(settings.seeds if seeds is None else seeds)
-    yield "pilot", variant_config(base, "baseline", 0), TEST
+
+    def variant(name, seed):  # on its seed's schedule
+        return settings.schedule(variant_config(base, name, seed))
+
+    yield "pilot", variant("baseline", 0), TEST
     for cfg in sweep_configs(base):
         yield "mscl sweep", cfg, VAL
     for seed in seeds:
         for name in TABLE4:
-            yield "table 4", variant_config(base, name, seed), TEST
+            yield "table 4", variant(name, seed), TEST
     for seed in seeds:
-        yield "table 3", variant_config(base, "view3", seed), TEST
+        yield "table 3", variant("view3", seed), TEST
     for seed in settings.table2_seed_list(seeds):
         for name in TABLE2:
             if name not in TABLE4:
-                yield "table 2", variant_config(base, name, seed), TEST
+                yield "table 2", variant(name, seed), TEST
 
 
 def run_or_divergence(cfg: Config, protocol: dict, runs_dir=None, progress: bool = True
@@ -114,35 +119,67 @@ def read_log(cfg: Config, runs_dir=None) -> pd.DataFrame:
 
 
 def convergence(cfg: Config, runs_dir=None) -> dict:
-    """One row of training_summary.csv: the final ID loss of each branch against
-    ID_LOSS_FRACTION x ln(training identities), and validation rank-1's gain over the last fifth
-    of training (`plateau_gain`) against PLATEAU_POINTS."""
+    """One row of training_summary.csv: the run's log under the convergence rule
+    (`convergence_rule`), its size and its training hours."""
     log = read_log(cfg, runs_dir)
     out = run_dir(cfg, runs_dir)
-    t = cfg.train
     ds = load_data(cfg)
-    num_ids = ds.num_train_pids
-    branch_cols = sorted(c for c in log.columns if c.startswith("loss_id_b"))
-    final = log.iloc[-1]
-    id_final = [round(float(final[c]), 3) for c in branch_cols]
-    complete = int(final["epoch"]) == t.epochs
-    curve = log["val_rank1"] if "val_rank1" in log else None
-    gain = plateau_gain(curve.to_numpy(), t.epochs) if curve is not None and complete \
-        else float("nan")
-    bound = ID_LOSS_FRACTION * math.log(num_ids)
-    diverged = (out / DIVERGED_NAME).exists()
+    rule = convergence_rule(log, cfg.train.epochs, ds.num_train_pids)
     return {
         "run": out.name, "variant": cfg.name.split("-")[1],
-        "seed": t.seed, "image_size": _size(cfg.data.image_size),
-        "epochs": int(final["epoch"]), "num_train_ids": num_ids,
+        "seed": cfg.train.seed, "image_size": _size(cfg.data.image_size),
+        "epochs": int(log["epoch"].iloc[-1]), "num_train_ids": ds.num_train_pids,
+        **{k: rule[k] for k in ("id_loss_final_per_branch", "id_loss_bound", "val_rank1_final",
+                                "val_rank1_gain_last_fifth")},
+        "train_hours": round(train_seconds(cfg, ds, log) / 3600, 2),
+        "converged": rule["converged"] and not (out / DIVERGED_NAME).exists(),
+    }
+
+
+def convergence_rule(log: pd.DataFrame, epochs: int, num_ids: int) -> dict:
+    """A log of `epochs` scheduled epochs under the rule: every branch's final ID loss at most
+    ID_LOSS_FRACTION x ln(num_ids), and validation rank-1's gain over the last fifth of training
+    (`plateau_gain`) at most PLATEAU_POINTS; an unfinished log has not converged."""
+    final = log.iloc[-1]
+    id_final = [round(float(final[c]), 3) for c in sorted(log.columns)
+                if c.startswith("loss_id_b")]
+    complete = int(final["epoch"]) == epochs
+    curve = log["val_rank1"] if "val_rank1" in log else None
+    gain = plateau_gain(curve.to_numpy(), epochs) if curve is not None and complete \
+        else float("nan")
+    bound = ID_LOSS_FRACTION * math.log(num_ids)
+    return {
         "id_loss_final_per_branch": max(id_final) if id_final else np.nan,  # the worst branch
         "id_loss_bound": round(bound, 3),
         "val_rank1_final": round(float(curve.iloc[-1]), 2) if curve is not None else np.nan,
         "val_rank1_gain_last_fifth": round(gain, 2),
-        "train_hours": round(train_seconds(cfg, ds, log) / 3600, 2),
-        "converged": bool(complete and not diverged and id_final and max(id_final) <= bound
+        "converged": bool(complete and id_final and max(id_final) <= bound
                           and gain <= PLATEAU_POINTS),
     }
+
+
+def unconverged_at_schedule(settings: Profile, num_ids: int, runs_dir=None
+                            ) -> dict[int, list[str]]:
+    """The extension rule's input: per seed, the study runs that finished the profile's own
+    schedule without diverging and failed the convergence rule (run folder names).
+
+    The rule, fixed on 2026-12-06 when the first such run finished (Table 4's baseline of seed
+    2: +1.04 points over its last fifth) and before any other run of its seed's Table 4 but the
+    view adversary had: every run of such a seed trains one more fifth of the schedule at the
+    final lr (Profile.extended_seeds, config.continued), once, whatever its test numbers; a run
+    that still fails is reported as not converged. The profile's extended_seeds must be exactly
+    this function's seeds (tests/test_study.py checks it on the committed records)."""
+    scheduled = replace(settings, extended_seeds=())
+    failed: dict[int, list[str]] = {}
+    for cfg in study_configs(scheduled):
+        out = run_dir(cfg, runs_dir)
+        if not (out / "log.csv").exists() or (out / DIVERGED_NAME).exists():
+            continue
+        log = read_log(cfg, runs_dir)
+        if int(log["epoch"].iloc[-1]) == cfg.train.epochs and \
+                not convergence_rule(log, cfg.train.epochs, num_ids)["converged"]:
+            failed.setdefault(cfg.train.seed, []).append(out.name)
+    return failed
 
 
 def train_seconds(cfg: Config, ds, log: pd.DataFrame) -> float:
@@ -261,12 +298,26 @@ def main(argv: list[str] | None = None) -> None:
             continue
         print(f"== {what}: {cfg.name} ({run_dir(cfg).name})", flush=True)
         finished = run_or_divergence(cfg, protocol) is not None
+        if finished and what != "mscl sweep":
+            warn_unextended(settings)
         if what == "table 4" and finished:
             done = table4_done.setdefault(cfg.train.seed, set())
             done.add(cfg.name.split("-")[1])
             if done >= set(MODELS):
                 fig8_curves(args.profile, cfg.train.seed)
     write_tables(settings, args.seeds)
+
+
+def warn_unextended(settings: Profile, runs_dir=None) -> None:
+    """Say which seeds the extension rule (`unconverged_at_schedule`) now covers that the
+    profile does not extend yet; their later runs still train, and the extended ones continue
+    them rather than retrain."""
+    num_ids = load_data(settings.config).num_train_pids
+    for seed, runs in unconverged_at_schedule(settings, num_ids, runs_dir).items():
+        if seed not in settings.extended_seeds:
+            print(f"!! seed {seed}: {', '.join(runs)} failed the convergence rule; by the "
+                  f"extension rule add {seed} to extended_seeds of the {settings.name!r} profile "
+                  f"(vscr_core/config.py) and restart the study", flush=True)
 
 
 def fig8_curves(profile_name: str, seed: int) -> None:
