@@ -108,6 +108,14 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     text = progress.readme_section(full, both, settings)
     assert "6 of " in text and "training (2/5 epochs)" in text
     assert "none (under two seeds)" in text and "| Fig. 8 | 2 | 3.0 |" in text
+    assert "extension" not in text
+
+    unconverged = {1: ["smoke-baseline-s1-x"]}
+    pending = progress.readme_section(full, both, settings, unconverged)
+    assert "`smoke-baseline-s1-x` failed" in pending and "still to be made" in pending
+    extended = replace(settings, extended_seeds=(1,))
+    done = progress.readme_section(full, both, extended, unconverged)
+    assert f"all its runs train {EPOCHS + 1} epochs" in done
 
 
 def test_the_speed_model_is_none_before_any_run_finishes():

@@ -269,7 +269,8 @@ def test_the_extension_rule_names_the_seeds_with_a_run_that_failed_at_the_schedu
     flat = [10, 20, 30, 40, 50, 55, 58, 60, 60.5, 60.8]
     _fake_log(variant_config(base, "baseline", 0), tmp_path, low, low, flat)
     _fake_log(variant_config(base, "vscr", 1), tmp_path, low, low, flat[:8] + [62, 63])
-    _fake_log(variant_config(base, "multi_scale", 2), tmp_path, low[:6], low[:6], flat[:6])  # training
+    training = variant_config(base, "multi_scale", 2)
+    _fake_log(training, tmp_path, low[:6], low[:6], flat[:6])
     failed = study.unconverged_at_schedule(settings, num_ids, tmp_path)
     assert failed == {1: [run_dir(variant_config(base, "vscr", 1), tmp_path).name]}
     # an extended seed is still named (the record of why it was extended)

@@ -222,9 +222,11 @@ def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.D
                      ignore_index=True)
 
 
-def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile) -> str:
+def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
+                   unconverged: dict[int, list[str]] | None = None) -> str:
     """The README's study progress, in words and two tables, from progress_table and
-    claims_so_far."""
+    claims_so_far; `unconverged` (study.unconverged_at_schedule) says why seeds were
+    extended."""
     study_rows = table[table["what"] != "mscl sweep"]
     finished = study_rows[study_rows["state"] == FINISHED]
     open_rows = study_rows[study_rows["state"] != FINISHED]
@@ -239,6 +241,14 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile)
              f"to run: {queued or 'nothing'}; about {left:.1f} h "
              f"at the median speed the finished runs logged (`hours_left`, "
              f"`results/study_progress.csv`)."]
+    for seed, runs in sorted((unconverged or {}).items()):
+        epochs = settings.schedule(settings.config.override(**{"train.seed": seed})).train.epochs
+        what = (f"so all its runs train {epochs} epochs, continuing those already trained"
+                if seed in settings.extended_seeds else "its extension is still to be made")
+        lines.append(f"Seed {seed}: {', '.join(f'`{r}`' for r in runs)} failed the convergence "
+                     f"rule at the scheduled {settings.config.train.epochs} epochs; by the "
+                     f"extension rule (`study.unconverged_at_schedule`) {what}. The shorter "
+                     f"runs' records stay in `results/runs/`.")
     shown = study_rows[study_rows["state"] != QUEUED]
     runs = pd.DataFrame({
         "table": shown["what"], "variant": shown["variant"], "seed": shown["seed"],
@@ -279,7 +289,9 @@ def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") 
                                                 "written_by": "vscr_core.paper.progress"})
     so_far = claims_so_far(settings, table)
     plot_claims_so_far(so_far, figure_path("study_progress", None))
-    section = readme_section(table, so_far, settings)
+    unconverged = study.unconverged_at_schedule(
+        settings, load_data(settings.config).num_train_pids)
+    section = readme_section(table, so_far, settings, unconverged)
     if readme is not None:
         claims.update_readme(readme, section, README_START, README_END)
     return section
