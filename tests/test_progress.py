@@ -112,10 +112,10 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
 
     unconverged = {1: ["smoke-baseline-s1-x"]}
     pending = progress.readme_section(full, both, settings, unconverged)
-    assert "`smoke-baseline-s1-x` failed" in pending and "still to be made" in pending
+    assert "`smoke-baseline-s1-x` failed" in pending and "still to be extended" in pending
     extended = replace(settings, extended_seeds=(1,))
     done = progress.readme_section(full, both, extended, unconverged)
-    assert f"all its runs train {EPOCHS + 1} epochs" in done
+    assert f"every run of the seed trains {EPOCHS + 1} epochs" in done
 
 
 def test_the_speed_model_is_none_before_any_run_finishes():

@@ -243,11 +243,12 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
              f"`results/study_progress.csv`)."]
     for seed, runs in sorted((unconverged or {}).items()):
         epochs = settings.schedule(settings.config.override(**{"train.seed": seed})).train.epochs
-        what = (f"so all its runs train {epochs} epochs, continuing those already trained"
-                if seed in settings.extended_seeds else "its extension is still to be made")
+        what = (f"every run of the seed trains {epochs} epochs, continuing those already "
+                f"trained" if seed in settings.extended_seeds else
+                "the seed's runs are still to be extended")
         lines.append(f"Seed {seed}: {', '.join(f'`{r}`' for r in runs)} failed the convergence "
-                     f"rule at the scheduled {settings.config.train.epochs} epochs; by the "
-                     f"extension rule (`study.unconverged_at_schedule`) {what}. The shorter "
+                     f"rule at the scheduled {settings.config.train.epochs} epochs. Under the "
+                     f"extension rule (`study.unconverged_at_schedule`), {what}. The shorter "
                      f"runs' records stay in `results/runs/`.")
     shown = study_rows[study_rows["state"] != QUEUED]
     runs = pd.DataFrame({
