@@ -115,7 +115,10 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     assert "`smoke-baseline-s1-x` failed" in pending and "still to be extended" in pending
     extended = replace(settings, extended_seeds=(1,))
     done = progress.readme_section(full, both, extended, unconverged)
-    assert f"every run of the seed trains {EPOCHS + 1} epochs" in done
+    assert f"every run of the seed trains {EPOCHS + 1} epochs" in done and "again" not in done
+    vscr_failed = full.assign(converged=(full["variant"] != "vscr") | (full["seed"] != 1))
+    again = progress.readme_section(vscr_failed, both, extended, unconverged)
+    assert f"again at {EPOCHS + 1} epochs, and reported as not converged: vscr." in again
 
 
 def test_the_speed_model_is_none_before_any_run_finishes():

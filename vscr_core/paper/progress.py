@@ -250,6 +250,10 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                      f"rule at the scheduled {settings.config.train.epochs} epochs. Under the "
                      f"extension rule (`study.unconverged_at_schedule`), {what}. The shorter "
                      f"runs' records stay in `results/runs/`.")
+        again = finished[(finished["seed"] == seed) & ~finished["converged"].astype(bool)]
+        if seed in settings.extended_seeds and len(again):
+            lines[-1] += (f" Failed the rule again at {epochs} epochs, and reported as not "
+                          f"converged: {', '.join(again['variant'])}.")
     shown = study_rows[study_rows["state"] != QUEUED]
     runs = pd.DataFrame({
         "table": shown["what"], "variant": shown["variant"], "seed": shown["seed"],
