@@ -118,7 +118,7 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     assert f"every run of the seed trains {EPOCHS + 1} epochs" in done and "again" not in done
     vscr_failed = full.assign(converged=(full["variant"] != "vscr") | (full["seed"] != 1))
     again = progress.readme_section(vscr_failed, both, extended, unconverged)
-    assert f"again at {EPOCHS + 1} epochs, and reported as not converged: vscr." in again
+    assert f"At {EPOCHS + 1} epochs the rule failed again for vscr, reported as" in again
 
 
 def test_the_speed_model_is_none_before_any_run_finishes():

@@ -252,8 +252,8 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                      f"runs' records stay in `results/runs/`.")
         again = finished[(finished["seed"] == seed) & ~finished["converged"].astype(bool)]
         if seed in settings.extended_seeds and len(again):
-            lines[-1] += (f" Failed the rule again at {epochs} epochs, and reported as not "
-                          f"converged: {', '.join(again['variant'])}.")
+            lines[-1] += (f" At {epochs} epochs the rule failed again for "
+                          f"{', '.join(again['variant'])}, reported as not converged.")
     shown = study_rows[study_rows["state"] != QUEUED]
     runs = pd.DataFrame({
         "table": shown["what"], "variant": shown["variant"], "seed": shown["seed"],
