@@ -315,8 +315,8 @@ class Profile:
     about: str = ""
     # seeds whose every run trains one fifth of the schedule longer, at the final lr
     # (`continued`), because one of their runs failed the study's convergence rule at the
-    # scheduled length (vscr_core.paper.study: EXTENSION_RULE); all of a seed's variants get the
-    # same schedule, so its paired differences stay paired
+    # scheduled length (the rule: vscr_core.paper.study.unconverged_at_schedule); all of a
+    # seed's variants get the same schedule, so its paired differences stay paired
     extended_seeds: tuple[int, ...] = ()
 
     @property
