@@ -5,6 +5,7 @@ convergence and lambda_3 rules."""
 import json
 import math
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -15,7 +16,7 @@ from vscr_core.config import continued, lr_milestones, profile, profile_settings
 from vscr_core.experiments import RUNS_DIR, run_dir
 from vscr_core.model import VSCRNet
 from vscr_core.paper import study
-from vscr_core.paper.variants import variant_config
+from vscr_core.paper.variants import scheduled_variant, variant_config
 from vscr_core.train import (
     CHECKPOINT_NAME,
     DIVERGED_NAME,
@@ -211,7 +212,8 @@ def test_fig8_is_measured_once_a_seeds_baseline_and_vscr_have_finished(monkeypat
     monkeypatch.setattr(study, "run_or_divergence", fake_run)
     monkeypatch.setattr(study, "fig8_curves", lambda profile_name, seed: fig8.append(seed))
     monkeypatch.setattr(study, "write_tables", lambda *args, **kwargs: None)
-    monkeypatch.setattr(study, "warn_unextended", lambda settings: None)
+    monkeypatch.setattr(study, "warn_unextended", lambda settings, num_ids: None)
+    monkeypatch.setattr(study, "load_data", lambda cfg: SimpleNamespace(num_train_pids=219))
     study.main(["--profile", "cpu", "--seeds", "0", "1", "--only", "table 4"])
     assert len(trained) == 2 * len(study.TABLE4)
     assert fig8 == measured
@@ -237,7 +239,7 @@ def test_an_extended_seed_trains_every_variant_a_fifth_longer():
     assert {e for (w, s, _), e in epochs.items() if w != "mscl sweep" and s != 2} == {32}
     # the runs of the other seeds keep their committed folders
     for seed in (0, 1):
-        cfg = settings.schedule(variant_config(settings.config, "baseline", seed))
+        cfg = scheduled_variant(settings, "baseline", seed)
         assert (run_dir(cfg) / "log.csv").is_file(), run_dir(cfg).name
 
 

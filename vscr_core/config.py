@@ -210,6 +210,12 @@ def lr_milestones(train: TrainConfig) -> tuple[int, ...]:
     return tuple(max(1, round(s * train.epochs / 120)) for s in (30, 60, 90))
 
 
+def fifth_of(epochs: int) -> int:
+    """One fifth of a schedule of `epochs` epochs, in whole epochs and at least one: the
+    window over which the study judges a plateau, and how much longer an extended seed trains."""
+    return max(1, round(epochs / 5))
+
+
 def continued(cfg: Config, extra_epochs: int) -> Config:
     """`cfg` trained `extra_epochs` more at its final lr: the lr drops and the reversal ramp stay
     where `cfg` had them, so the first cfg.train.epochs epochs are exactly `cfg`'s run and
@@ -333,7 +339,7 @@ class Profile:
         profile's, or `continued` by a fifth of it for an extended seed."""
         if cfg.train.seed not in self.extended_seeds:
             return cfg
-        return continued(cfg, max(1, round(cfg.train.epochs / 5)))
+        return continued(cfg, fifth_of(cfg.train.epochs))
 
 
 PROFILES: dict[str, Profile] = {
@@ -403,6 +409,6 @@ def profile(name: str, **overrides: Any) -> Config:
 
 __all__ = [
     "COMMITTED_PROFILE", "Config", "DataConfig", "Fig6Settings", "ModelConfig", "PROFILES",
-    "Profile", "TrainConfig", "ViewpointConfig", "continued", "lr_milestones", "profile",
-    "profile_settings",
+    "Profile", "TrainConfig", "ViewpointConfig", "continued", "fifth_of", "lr_milestones",
+    "profile", "profile_settings",
 ]

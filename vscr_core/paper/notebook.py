@@ -106,10 +106,10 @@ class NotebookRun:
     def variant(self, name: str, seed: int | None = None):
         """The Config of an ablation variant (variants.VARIANTS) under this run's parameters, on
         its seed's schedule (Profile.schedule); seed None: the run's first seed."""
-        from vscr_core.paper.variants import variant_config
+        from vscr_core.paper.variants import scheduled_variant
 
         seed = int(self.seeds[0] if seed is None else seed)
-        return self.settings.schedule(variant_config(self.config, name, seed))
+        return scheduled_variant(self.settings, name, seed, self.config)
 
     def trained_model(self, name: str, seed: int | None = None, progress: bool = True):
         """Variant `name`, trained once in runs_dir (reused by every notebook that asks)."""

@@ -28,7 +28,7 @@ from vscr_core.experiments import metrics_path, run_dir
 from vscr_core.files import REPO_ROOT, git_commit
 from vscr_core.paper import claims, comparison, distractors, reported, study
 from vscr_core.paper.results import figure_path, markdown_table, write_table
-from vscr_core.paper.variants import variant_config
+from vscr_core.paper.variants import scheduled_variant
 from vscr_core.train import DIVERGED_NAME, load_data
 
 FINISHED, TRAINING, DIVERGED, QUEUED = "finished", "training", "diverged", "queued"
@@ -158,7 +158,7 @@ def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.Dat
     done = done[done["variant"].isin(comparison.MODELS)]
     points = []
     for r in done.itertuples():
-        cfg = settings.schedule(variant_config(settings.config, r.variant, r.seed))
+        cfg = scheduled_variant(settings, r.variant, r.seed)
         path = comparison.kept_result_path(cfg, name, runs_dir)
         if path.is_file():
             points += [{"variant": r.variant, "seed": r.seed, "distractors": int(c),
@@ -242,7 +242,7 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
              f"at the median speed the finished runs logged (`hours_left`, "
              f"`results/study_progress.csv`)."]
     for seed, runs in sorted((unconverged or {}).items()):
-        epochs = settings.schedule(settings.config.override(**{"train.seed": seed})).train.epochs
+        epochs = scheduled_variant(settings, "baseline", seed).train.epochs
         what = (f"every run of the seed trains {epochs} epochs, continuing those already "
                 f"trained" if seed in settings.extended_seeds else
                 "the seed's runs are still to be extended")

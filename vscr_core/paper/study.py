@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vscr_core.config import Config, Profile, profile_settings
+from vscr_core.config import Config, Profile, fifth_of, profile_settings
 from vscr_core.data.sampler import PKBatchSampler
 from vscr_core.experiments import metrics_path, run, run_dir
 from vscr_core.paper.comparison import MODELS
 from vscr_core.paper.distractors import distractor_table
 from vscr_core.paper.notebook import NotebookRun
-from vscr_core.paper.variants import TABLE2, TABLE4, variant_config
+from vscr_core.paper.variants import TABLE2, TABLE4, scheduled_variant, variant_config
 from vscr_core.train import DIVERGED_NAME, TrainingDiverged, load_data, training_samples
 
 TEST = {"split": "test"}  # the study's numbers: 268 held-out identities
@@ -62,7 +62,7 @@ def plateau_gain(val_rank1: np.ndarray, epochs: int) -> float:
     evaluations of 513 validation queries differ by about a point at lr 1e-4 from noise alone
     (results/runs of the 40-epoch schedule), so their difference alone would fail plateaued runs
     by chance; the fitted line averages that noise out."""
-    fifth = max(1, round(epochs / 5))
+    fifth = fifth_of(epochs)
     if epochs <= fifth:
         return float("nan")
     y = np.asarray(val_rank1[epochs - fifth - 1: epochs], dtype=float)  # fifth + 1 evaluations
@@ -82,13 +82,13 @@ def queue(settings: Profile, seeds=None) -> Iterator[tuple[str, Config, dict]]:
     """(what, config, evaluation protocol) in the order the study trains them: Tables 4 and 3
     over `seeds` (None: the profile's), Table 2's other rows over the first
     `settings.table2_seeds` of them, as notebook 02 reads them."""
-    base, seeds = settings.config, tuple(settings.seeds if seeds is None else seeds)
+    seeds = tuple(settings.seeds if seeds is None else seeds)
 
-    def variant(name, seed):  # on its seed's schedule
-        return settings.schedule(variant_config(base, name, seed))
+    def variant(name, seed):
+        return scheduled_variant(settings, name, seed)
 
     yield "pilot", variant("baseline", 0), TEST
-    for cfg in sweep_configs(base):
+    for cfg in sweep_configs(settings.config):
         yield "mscl sweep", cfg, VAL
     for seed in seeds:
         for name in TABLE4:
@@ -292,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
                                            "table 2"), nargs="+")
     args = parser.parse_args(argv)
     settings = profile_settings(args.profile)
+    num_ids = load_data(settings.config).num_train_pids
     table4_done: dict[int, set[str]] = {}
     for what, cfg, protocol in queue(settings, args.seeds):
         if args.only and what not in args.only:
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"== {what}: {cfg.name} ({run_dir(cfg).name})", flush=True)
         finished = run_or_divergence(cfg, protocol) is not None
         if finished and what != "mscl sweep":
-            warn_unextended(settings)
+            warn_unextended(settings, num_ids)
         if what == "table 4" and finished:
             done = table4_done.setdefault(cfg.train.seed, set())
             done.add(cfg.name.split("-")[1])
@@ -308,11 +309,10 @@ def main(argv: list[str] | None = None) -> None:
     write_tables(settings, args.seeds)
 
 
-def warn_unextended(settings: Profile, runs_dir=None) -> None:
-    """Say which seeds the extension rule (`unconverged_at_schedule`) now covers that the
-    profile does not extend yet; their later runs still train, and the extended ones continue
-    them rather than retrain."""
-    num_ids = load_data(settings.config).num_train_pids
+def warn_unextended(settings: Profile, num_ids: int, runs_dir=None) -> None:
+    """Say which seeds the extension rule (`unconverged_at_schedule`, `num_ids` training
+    identities) now covers that the profile does not extend yet; their later runs still train,
+    and the extended ones continue them rather than retrain."""
     for seed, runs in unconverged_at_schedule(settings, num_ids, runs_dir).items():
         if seed not in settings.extended_seeds:
             print(f"!! seed {seed}: {', '.join(runs)} failed the convergence rule; by the "

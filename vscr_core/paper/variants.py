@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vscr_core.config import Config, ModelConfig, TrainConfig
+from vscr_core.config import Config, ModelConfig, Profile, TrainConfig
 from vscr_core.train import missing_views_message, view_classes
 
 
@@ -88,4 +88,13 @@ def variant_config(base: Config, name: str, seed: int = 0) -> Config:
                          **{f"model.{k}": v for k, v in model.items()})
 
 
-__all__ = ["TABLE2", "TABLE4", "VARIANTS", "Variant", "table3_variants", "variant_config"]
+def scheduled_variant(settings: Profile, name: str, seed: int = 0, base: Config | None = None
+                      ) -> Config:
+    """variant_config on its seed's schedule under `settings` (Profile.schedule: an extended
+    seed trains longer); base: the profile's Config, or a notebook's with its own data set."""
+    return settings.schedule(variant_config(settings.config if base is None else base, name,
+                                            seed))
+
+
+__all__ = ["TABLE2", "TABLE4", "VARIANTS", "Variant", "scheduled_variant", "table3_variants",
+           "variant_config"]
