@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from vscr_core.paper import claims, results
+from vscr_core.paper import readme as sections
 
 
 def test_gain_verdicts_follow_the_interval():
@@ -78,13 +79,13 @@ def test_holm_steps_down_and_skips_claims_without_an_interval():
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{claims.README_START}\nold\n{claims.README_END}\ntail\n")
-    claims.update_readme(readme, "new table")
-    assert readme.read_text() == (f"intro\n{claims.README_START}\n\nnew table\n\n"
-                                  f"{claims.README_END}\ntail\n")
+    start, end = sections.RESULTS_START, sections.RESULTS_END
+    readme.write_text(f"intro\n{start}\nold\n{end}\ntail\n")
+    sections.update_readme(readme, "new table", start, end)
+    assert readme.read_text() == f"intro\n{start}\n\nnew table\n\n{end}\ntail\n"
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="lacks the markers"):
-        claims.update_readme(readme, "x")
+        sections.update_readme(readme, "x", start, end)
     assert readme.read_text() == "no markers"
 
 
@@ -116,6 +117,48 @@ def test_resolving_power_reads_the_paired_table4_differences(tmp_path):
     assert row["seeds_for_target"] == claims.seeds_for_half_width(d.std(ddof=1))
     text = claims.resolution_statement(table)
     assert f"+-{half:.2f} from 3 seeds" in text
+
+
+def test_the_converged_reading_drops_failed_runs_and_keeps_the_rest_paired(tmp_path):
+    rank1 = {"baseline": [50.0, 52.0, 51.0], "view_adversary": [51.0, 54.0, 51.5],
+             "multi_scale": [53.0, 53.0, 53.0], "vscr": [55.0, 59.0, 54.0],
+             "view3": [50.5, 52.5, 51.5], "t2_d": [50.0, 51.0, 52.0], "t2_e": [51.0, 52.0, 54.0]}
+    runs = pd.DataFrame([{"variant": v, "seed": s, "rank1": r}
+                         for v, rs in rank1.items() for s, r in enumerate(rs)])
+    results.write_table(runs[runs["variant"].str.startswith("t2")], "table2_runs", tmp_path, {})
+    results.write_table(runs[~runs["variant"].str.startswith("t2")], "table4_runs", tmp_path, {})
+    summary = pd.DataFrame({"variant": list(rank1), "rank1_reported": 80.0})
+    for name in ("table2_branch_ablation", "table3_view_adversary", "table4_variants"):
+        results.write_table(summary, name, tmp_path, {})
+    f8 = pd.DataFrame([{"variant": v, "seed": s, "distractors": n, "rank1": r - (n > 0) * drop}
+                       for v, drop in (("baseline", 10.0), ("vscr", 6.0))
+                       for s, r in enumerate(rank1[v]) for n in (0, 1000)])
+    results.write_table(f8, "fig8_distractors", tmp_path, {})
+    assert claims.converged_reading(tmp_path) is None  # no training summary: not checked
+    failed = runs.assign(converged=[(v, s) != ("vscr", 1) for v, s in
+                                    zip(runs["variant"], runs["seed"])])
+    results.write_table(failed, "training_summary", tmp_path, {})
+
+    reading = claims.converged_reading(tmp_path)
+    assert tuple(reading.columns) == claims.CONVERGED_COLUMNS
+    rows = reading.set_index("source")
+    vscr = rows.loc["Table 4 (d) vs (a)"]  # seeds 0 and 2 only, still paired
+    d = np.array([55.0 - 50.0, 54.0 - 51.0])
+    half = stats.t.ppf(0.975, 1) * d.std(ddof=1) / math.sqrt(2)
+    assert vscr["n_seeds"] == 2 and vscr["left_out"] == "vscr s1"
+    assert [vscr["measured"], vscr["ci_low"], vscr["ci_high"]] == pytest.approx(
+        [d.mean(), d.mean() - half, d.mean() + half], abs=0.01)
+    fig8 = rows.loc["Fig. 8"]
+    assert fig8["n_seeds"] == 2 and fig8["measured"] == pytest.approx(4.0)
+    primary = pd.DataFrame(claims.table_claims(tmp_path)).set_index("source")
+    for source in ("Table 4 (b) vs (a)", "Table 2 (e) vs (d)"):  # no failed run: as primary
+        assert rows.loc[source, "left_out"] == "" and rows.loc[source, "n_seeds"] == 3
+        assert rows.loc[source, "ci_low"] == primary.loc[source, "ci_low"]
+    assert primary.loc["Table 4 (d) vs (a)", "n_seeds"] == 3  # the primary keeps every seed
+    assert sections._converged_section(tmp_path) == []  # notebook 09 has not written it
+    results.write_table(reading, "claims_converged_runs", tmp_path, {})
+    text = "\n".join(sections._converged_section(tmp_path))
+    assert "Secondary reading" in text and "| vscr s1 |" in text
 
 
 @pytest.mark.slow
@@ -158,6 +201,11 @@ def test_09_claims(notebook_env, run_notebook):
     assert (out_dir / "figures" / "claims.png").stat().st_size > 10_000
     page = (out_dir / "figures" / "index.html").read_text()
     assert "claims.png" in page and "results/claims.csv" in page
+    # the README's results section, as `make reproduce` writes it from these tables
+    section = sections.results_section(out_dir)
+    assert section.startswith("Last run: profile `smoke`") and "| Table 4 (d) vs (a) |" in section
+    assert "Secondary reading" not in section  # smoke runs are not checked for convergence
+    assert not results.table_path("claims_converged_runs", out_dir).exists()
 
 
 @pytest.mark.parametrize("dataset, views, want", [("synth", 4, claims.NOT_COMPARABLE),

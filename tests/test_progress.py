@@ -119,6 +119,21 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     vscr_failed = full.assign(converged=(full["variant"] != "vscr") | (full["seed"] != 1))
     again = progress.readme_section(vscr_failed, both, extended, unconverged)
     assert f"At {EPOCHS + 1} epochs the rule failed again for vscr, reported as" in again
+    assert "Secondary reading" not in again
+
+    # the secondary reading: without seed 1's VSCR, its claims keep only seed 0's pair
+    assert progress.failed_runs(full) == set()
+    assert progress.failed_runs(vscr_failed) == {("vscr", 1)}
+    converged_only = progress.claims_so_far(settings, table.reset_index(), runs_dir=tmp_path,
+                                            leave_out={("vscr", 1)}).set_index("claim")
+    vscr = converged_only.loc["VSCR beats the baseline"]
+    assert vscr["n_seeds"] == 1 and vscr["measured"] == pytest.approx(4.0)
+    assert converged_only.iloc[-1]["differences"] == pytest.approx([4.0])  # Fig. 8, seed 0
+    kept = converged_only.loc["the view adversary beats the baseline"]
+    assert kept["n_seeds"] == 1 and kept["measured"] == pytest.approx(1.0)  # as before
+    secondary = progress.readme_section(vscr_failed, both, extended, unconverged,
+                                        converged_only.reset_index())
+    assert "Secondary reading" in secondary and secondary.count("| VSCR beats the baseline |") == 2
 
 
 def test_the_speed_model_is_none_before_any_run_finishes():

@@ -1,5 +1,5 @@
 """Which of the paper's claims the measured tables support: the verdicts of notebook 09 and of
-the README's results section.
+the README's results section (vscr_core.paper.readme).
 
 Every claim compares two settings (B beats A, or B adds little to A). The measured difference
 B - A comes with its 95 % confidence interval over seeds: Student's t on the per-seed
@@ -28,8 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from vscr_core.paper import reported
-from vscr_core.paper.results import markdown_table, read_table
+from vscr_core.paper.results import read_table, table_path
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_COMPARABLE = (
     "reproduced", "contradicted", "inconclusive", "not comparable")
@@ -132,7 +131,8 @@ def holm(pvalues, alpha: float = ALPHA) -> np.ndarray:
 
 
 def claim_row(claim: Claim, iv: Interval, reported: float | None) -> dict:
-    """One row of claims.csv, plus the p-value Holm's correction needs (dropped on output)."""
+    """One row of claims.csv, plus the p-value Holm's correction needs (dropped on output);
+    table_claims and fig8_claims add the pair of variants compared ("pair", likewise dropped)."""
     margin = EQUIVALENCE_MARGIN if claim.kind == EQUIVALENT else None
     return {"claim": claim.text, "source": claim.source,
             "reported": np.nan if reported is None else round(reported, 2),
@@ -189,8 +189,9 @@ def _reported_diff(summary: pd.DataFrame, a: str, b: str, metric: str) -> float 
     return None if pd.isna(diff) else float(diff)
 
 
-def table_claims(out_dir=None, metric: str = "rank1") -> list[dict]:
-    """Rows for the ablation claims of Tables 2-4 whose variants were run under out_dir."""
+def table_claims(out_dir=None, metric: str = "rank1", leave_out=frozenset()) -> list[dict]:
+    """Rows for the ablation claims of Tables 2-4 whose variants were run under out_dir;
+    leave_out: (variant, seed) runs to drop (`paired_without`)."""
     rows, runs, summaries = [], {}, {}
     for name, a, b, claim in TABLE_CLAIMS:
         if name not in runs:
@@ -200,9 +201,21 @@ def table_claims(out_dir=None, metric: str = "rank1") -> list[dict]:
         r = runs[name]
         if not {a, b} <= set(r["variant"]):
             continue
-        iv = difference_interval(per_seed(r, a, metric), per_seed(r, b, metric))
-        rows.append(claim_row(claim, iv, _reported_diff(summaries[name], a, b, metric)))
+        iv = difference_interval(*paired_without(per_seed(r, a, metric), per_seed(r, b, metric),
+                                                 a, b, leave_out))
+        rows.append({**claim_row(claim, iv, _reported_diff(summaries[name], a, b, metric)),
+                     "pair": (a, b)})
     return rows
+
+
+def paired_without(sa: pd.Series, sb: pd.Series, a: str, b: str, leave_out) -> tuple:
+    """Variant a's and b's per-seed values without the seeds where either run is in leave_out
+    ((variant, seed) pairs), so that the rest stay paired; unchanged when leave_out is empty."""
+    if not leave_out:
+        return sa, sb
+    seeds = [s for s in sa.index.intersection(sb.index)
+             if (a, s) not in leave_out and (b, s) not in leave_out]
+    return sa.loc[seeds], sb.loc[seeds]
 
 
 # The resolving power aimed for (issue 10): each Table 4 difference within +-1.5 rank-1 points.
@@ -267,8 +280,8 @@ def resolution_statement(power: pd.DataFrame) -> str:
 
 
 def test_split_claims(out_dir=None, metric: str = "rank1") -> list[dict]:
-    """Table 5 (VSCR beats the baseline on the test split) and Fig. 8 (VSCR's rank-1 falls more
-    slowly as distractors join the gallery), over the seeds their notebooks ran."""
+    """Table 5 (VSCR beats the baseline on the test split) and Fig. 8 (fig8_claims), over the
+    seeds their notebooks ran."""
     t5, _ = read_table("table5_uav_test", out_dir)
     measured = t5[t5["source"] == "measured"].assign(seed=0)  # notebook 04: one model each
     rows = []
@@ -277,13 +290,21 @@ def test_split_claims(out_dir=None, metric: str = "rank1") -> list[dict]:
                                  per_seed(measured, "vscr", metric))
         rows.append(claim_row(Claim("VSCR beats the baseline on the test split", "Table 5"),
                               iv, None))
+    return rows + fig8_claims(out_dir, metric)
+
+
+def fig8_claims(out_dir=None, metric: str = "rank1", leave_out=frozenset()) -> list[dict]:
+    """Fig. 8: VSCR's rank-1 falls more slowly than the baseline's as distractors join the
+    gallery, over notebook 05's seeds; leave_out as in table_claims."""
     f8, _ = read_table("fig8_distractors", out_dir)
     change = distractor_change(f8, metric)
-    if {"baseline", "vscr"} <= set(change["variant"]):
-        iv = difference_interval(per_seed(change, "baseline", "change"),
-                                 per_seed(change, "vscr", "change"))
-        rows.append(claim_row(fig8_claim(int(f8["distractors"].max())), iv, None))
-    return rows
+    if not {"baseline", "vscr"} <= set(change["variant"]):
+        return []
+    iv = difference_interval(*paired_without(per_seed(change, "baseline", "change"),
+                                             per_seed(change, "vscr", "change"),
+                                             "baseline", "vscr", leave_out))
+    return [{**claim_row(fig8_claim(int(f8["distractors"].max())), iv, None),
+             "pair": ("baseline", "vscr")}]
 
 
 def distractor_change(f8: pd.DataFrame, metric: str = "rank1") -> pd.DataFrame:
@@ -338,6 +359,39 @@ def claims_table(out_dir=None) -> pd.DataFrame:
     decided = rows["verdict"].isin([REPRODUCED, CONTRADICTED])
     rows["holm"] = np.where(decided, np.where(kept, "yes", "no"), "")
     return rows[list(COLUMNS)]
+
+
+# The secondary reading, fixed on 2026-12-06 after one run (VSCR of seed 2) failed the
+# convergence rule and before any run of Table 4's seeds 3 and 4 had finished: the claims that
+# pair the study's runs by seed, over only the runs that met the rule. claims.csv stays the
+# primary reading, over every seed the design fixed.
+CONVERGED_COLUMNS = ("claim", "source", "reported", "measured", "ci_low", "ci_high", "margin",
+                     "n_seeds", "verdict", "left_out")
+
+
+def unconverged_runs(out_dir=None) -> set[tuple[str, int]] | None:
+    """(variant, seed) of the runs training_summary.csv (python -m vscr_core.paper.study) marks
+    as not converged; None where out_dir has no such table (the quick and smoke profiles' runs
+    are not checked against the rule)."""
+    if not table_path("training_summary", out_dir).is_file():
+        return None
+    summary = read_table("training_summary", out_dir)[0]
+    failed = summary[~summary["converged"].astype(bool)]
+    return {(str(v), int(s)) for v, s in zip(failed["variant"], failed["seed"])}
+
+
+def converged_reading(out_dir=None, metric: str = "rank1") -> pd.DataFrame | None:
+    """The secondary reading (CONVERGED_COLUMNS): the claims of Tables 2-4 and Fig. 8 without
+    the runs that failed the convergence rule, each over the seeds both of its runs kept;
+    left_out names the runs dropped from that claim. None without a training summary."""
+    leave_out = unconverged_runs(out_dir)
+    if leave_out is None:
+        return None
+    rows = pd.DataFrame(table_claims(out_dir, metric, leave_out)
+                        + fig8_claims(out_dir, metric, leave_out))
+    rows["left_out"] = [", ".join(f"{v} s{s}" for v, s in sorted(leave_out) if v in pair)
+                        for pair in rows["pair"]]
+    return rows[list(CONVERGED_COLUMNS)]
 
 
 def tested(claims: pd.DataFrame) -> int:
@@ -407,75 +461,13 @@ def plot_claims(claims: pd.DataFrame, path) -> Path:
     return save_figure(fig, path)
 
 
-README_START = ("<!-- results: written by `make reproduce` "
-                "(vscr_core.paper.claims.readme_section) -->")
-README_END = "<!-- end of results -->"
-
-
-def _pm(df: pd.DataFrame, k: str) -> list[str]:
-    std = df[f"{k}_measured_std"]
-    return [f"{m:.2f}" + ("" if pd.isna(s) else f" ± {s:.2f}")
-            for m, s in zip(df[f"{k}_measured"], std)]
-
-
-def readme_section(out_dir=None) -> str:
-    """The README's results: Tables 4, 2 and 5 (measured beside reported) and the claims with
-    their intervals, read from the tables under out_dir."""
-    t4, meta = read_table("table4_variants", out_dir)
-    t2, meta2 = read_table("table2_branch_ablation", out_dir)
-    t5, _ = read_table("table5_uav_test", out_dir)
-    claims, _ = read_table("claims", out_dir)
-    split = meta.get("split", "val")
-    head = f"Last run: profile `{meta['profile']}`, commit `{meta['commit'][:12]}`."
-    table4 = pd.DataFrame({f"Table 4 ({split} split)": t4["label"], "seeds": t4["seeds"],
-                           "rank-1 measured": _pm(t4, "rank1"), "mAP measured": _pm(t4, "mAP"),
-                           "rank-1 reported": t4["rank1_reported"],
-                           "mAP reported": t4["mAP_reported"]})
-    table2 = pd.DataFrame({f"Table 2 ({meta2.get('split', 'val')} split)": t2["label"],
-                           "seeds": t2["seeds"], "rank-1 measured": _pm(t2, "rank1"),
-                           "mAP measured": _pm(t2, "mAP"),
-                           "rank-1 reported": t2["rank1_reported"],
-                           "mAP reported": t2["mAP_reported"]})
-    rows5 = t5[t5["source"].isin(["measured"]) | t5["source"].str.startswith("chance (exact")]
-    table5 = rows5[["method", "source", "rank1", "rank5", "rank10", "mAP"]].round(2)
-    chance = (f"Chance on the {split} split: rank-1 {t4['rank1_chance'].iloc[0]:.2f} %, "
-              f"mAP {t4['mAP_chance'].iloc[0]:.2f} %. Reported: the paper's UAV-VeID numbers; "
-              f"measured: this project's synthetic set.")
-    return "\n\n".join([
-        head, markdown_table(table4), chance, markdown_table(table2),
-        "Test split (Table 5; the paper's VSCR: {} / {} / {} on UAV-VeID test):".format(
-            *reported.TABLE5[-1][1:]),
-        markdown_table(table5),
-        f"The paper's claims on these runs (`results/claims.csv`, notebook 09): measured "
-        f"difference B - A in points with its 95 % interval over seeds (paired by seed where "
-        f"both ran the same seeds), the verdict the interval supports (a gain needs the interval "
-        f"above 0; \"adds little\" needs it inside ±{EQUIVALENCE_MARGIN:g}; one seed is "
-        f"inconclusive) and whether it survives Holm's correction over the {tested(claims)} "
-        f"tested claims:",
-        markdown_table(claims),
-        resolution_statement(read_table("table4_resolution", out_dir)[0]),
-    ])
-
-
-def update_readme(readme: Path, section: str, start: str = README_START, end: str = README_END
-                  ) -> None:
-    """Replace the text between the markers `start` and `end` in `readme` (atomically)."""
-    from vscr_core.files import atomic_write_bytes
-
-    text = readme.read_text()
-    if start not in text or end not in text:
-        raise ValueError(f"{readme} lacks the markers {start!r} ... {end!r}")
-    before, rest = text.split(start, 1)
-    after = rest.split(end, 1)[1]
-    atomic_write_bytes(readme, f"{before}{start}\n\n{section}\n\n{end}{after}".encode())
-
-
 __all__ = [
-    "ALPHA", "COLUMNS", "CONTRADICTED", "Claim", "EQUIVALENCE_MARGIN", "EQUIVALENT", "GAIN",
-    "INCONCLUSIVE", "Interval", "NOT_COMPARABLE", "README_END", "README_START", "REPRODUCED",
-    "TABLE_CLAIMS", "TARGET_HALF_WIDTH", "VERDICTS", "claim_row", "claims_statement",
-    "claims_table", "difference_interval", "distractor_change", "fig8_claim", "holm", "p_value",
-    "plot_claims", "readme_section", "resolution_row", "resolution_statement", "resolving_power",
+    "ALPHA", "COLUMNS", "CONTRADICTED", "CONVERGED_COLUMNS", "Claim", "EQUIVALENCE_MARGIN",
+    "EQUIVALENT", "GAIN", "INCONCLUSIVE", "Interval", "NOT_COMPARABLE", "REPRODUCED",
+    "TABLE_CLAIMS", "TARGET_HALF_WIDTH", "VERDICTS", "claim_row",
+    "claims_statement", "claims_table", "converged_reading", "difference_interval",
+    "distractor_change", "fig8_claim", "fig8_claims", "holm", "p_value", "paired_without",
+    "plot_claims", "resolution_row", "resolution_statement", "resolving_power",
     "seeds_for_half_width", "table4_claims", "table_claims", "test_split_claims", "tested",
-    "update_readme", "verdict", "viewpoint_claims"
+    "unconverged_runs", "verdict", "viewpoint_claims"
 ]

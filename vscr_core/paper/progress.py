@@ -27,6 +27,7 @@ from vscr_core.config import Config, Profile, profile_settings
 from vscr_core.experiments import metrics_path, run_dir
 from vscr_core.files import REPO_ROOT, git_commit
 from vscr_core.paper import claims, comparison, distractors, reported, study
+from vscr_core.paper.readme import update_readme
 from vscr_core.paper.results import figure_path, markdown_table, write_table
 from vscr_core.paper.variants import scheduled_variant
 from vscr_core.train import DIVERGED_NAME, load_data
@@ -135,18 +136,21 @@ def _finished_table4(table: pd.DataFrame) -> pd.DataFrame:
     return table[(table["what"] == "table 4") & (table["state"] == FINISHED)]
 
 
-def table4_so_far(table: pd.DataFrame) -> pd.DataFrame:
+def table4_so_far(table: pd.DataFrame, leave_out=frozenset()) -> pd.DataFrame:
     """Table 4's claims over the seeds where both variants have finished: B - A in test rank-1
     points, paired by seed, with its 95 % interval, the verdict those seeds support, the paper's
-    difference (reported, on UAV-VeID) and the seeds that would reach the target half width."""
+    difference (reported, on UAV-VeID) and the seeds that would reach the target half width;
+    leave_out: (variant, seed) runs to drop (claims.paired_without)."""
     done = _finished_table4(table)
-    rows = [_claim_so_far(claim, claims.per_seed(done, a), claims.per_seed(done, b),
+    rows = [_claim_so_far(claim, *claims.paired_without(claims.per_seed(done, a),
+                                                        claims.per_seed(done, b), a, b, leave_out),
                           reported.TABLE4[b]["uav_veid"][0] - reported.TABLE4[a]["uav_veid"][0])
             for a, b, claim in claims.table4_claims()]
     return _so_far_frame(rows)
 
 
-def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.DataFrame:
+def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None, leave_out=frozenset()
+                ) -> pd.DataFrame:
     """Fig. 8's claim over the seeds whose baseline and VSCR have finished and met the
     distractors (study.fig8_curves keeps each curve in its run folder): the change of test rank-1
     from no distractors to all of them (claims.distractor_change), VSCR's minus the baseline's,
@@ -166,8 +170,10 @@ def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.Dat
     change = claims.distractor_change(pd.DataFrame(
         points, columns=["variant", "seed", "distractors", "rank1"]))
     a, b = comparison.MODELS
-    row = _claim_so_far(claims.fig8_claim(max(counts)), claims.per_seed(change, a, "change"),
-                        claims.per_seed(change, b, "change"), None)
+    row = _claim_so_far(claims.fig8_claim(max(counts)),
+                        *claims.paired_without(claims.per_seed(change, a, "change"),
+                                               claims.per_seed(change, b, "change"), a, b,
+                                               leave_out), None)
     return _so_far_frame([row])
 
 
@@ -216,17 +222,26 @@ def plot_claims_so_far(so_far: pd.DataFrame, path) -> Path:
     return save_figure(fig, path)
 
 
-def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.DataFrame:
+def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None, leave_out=frozenset()
+                  ) -> pd.DataFrame:
     """table4_so_far's rows, then fig8_so_far's."""
-    return pd.concat([table4_so_far(table), fig8_so_far(settings, table, runs_dir)],
-                     ignore_index=True)
+    return pd.concat([table4_so_far(table, leave_out),
+                      fig8_so_far(settings, table, runs_dir, leave_out)], ignore_index=True)
+
+
+def failed_runs(table: pd.DataFrame) -> set[tuple[str, int]]:
+    """(variant, seed) of the finished study runs that failed the convergence rule."""
+    failed = table[(table["state"] == FINISHED) & (table["what"] != "mscl sweep")
+                   & ~table["converged"].astype(bool)]
+    return {(str(v), int(s)) for v, s in zip(failed["variant"], failed["seed"])}
 
 
 def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
-                   unconverged: dict[int, list[str]] | None = None) -> str:
-    """The README's study progress, in words and two tables, from progress_table and
-    claims_so_far; `unconverged` (study.unconverged_at_schedule) says why seeds were
-    extended."""
+                   unconverged: dict[int, list[str]] | None = None,
+                   converged_only: pd.DataFrame | None = None) -> str:
+    """The README's study progress, in words and tables, from progress_table and claims_so_far;
+    `unconverged` (study.unconverged_at_schedule) says why seeds were extended, and
+    `converged_only` is claims_so_far without the failed_runs (None: no run failed)."""
     study_rows = table[table["what"] != "mscl sweep"]
     finished = study_rows[study_rows["state"] == FINISHED]
     open_rows = study_rows[study_rows["state"] != FINISHED]
@@ -274,14 +289,25 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
         f"split. Seeds for ±{claims.TARGET_HALF_WIDTH:g}: how many paired seeds would bring the "
         f"interval to ±{claims.TARGET_HALF_WIDTH:g} points at the spread seen so far.")
     lines.append("![The study so far](figures/study_progress.png)")
-    lines.append(markdown_table(pd.DataFrame({
+    lines.append(_so_far_markdown(so_far))
+    if converged_only is not None:
+        lines.append(
+            "Secondary reading, fixed before any run of Table 4's seeds 3 and 4 had finished: the "
+            "same claims without the runs that failed the convergence rule (converged: no "
+            "above), each over the seeds where both of its runs are left. The table above stays "
+            "the primary reading.")
+        lines.append(_so_far_markdown(converged_only))
+    return "\n\n".join(lines)
+
+
+def _so_far_markdown(so_far: pd.DataFrame) -> str:
+    return markdown_table(pd.DataFrame({
         "claim (B vs A)": so_far["claim"], "source": so_far["source"],
         "seeds": so_far["n_seeds"], "measured": so_far["measured"],
         "95 % interval": [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "none (under two seeds)"
                           for lo, hi in zip(so_far["ci_low"], so_far["ci_high"])],
         "verdict at these seeds": so_far["verdict"], "reported": so_far["reported"],
-        f"seeds for ±{claims.TARGET_HALF_WIDTH:g}": so_far["seeds_for_target"]})))
-    return "\n\n".join(lines)
+        f"seeds for ±{claims.TARGET_HALF_WIDTH:g}": so_far["seeds_for_target"]}))
 
 
 def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") -> str:
@@ -296,9 +322,11 @@ def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") 
     plot_claims_so_far(so_far, figure_path("study_progress", None))
     unconverged = study.unconverged_at_schedule(
         settings, load_data(settings.config).num_train_pids)
-    section = readme_section(table, so_far, settings, unconverged)
+    failed = failed_runs(table)
+    converged_only = claims_so_far(settings, table, leave_out=failed) if failed else None
+    section = readme_section(table, so_far, settings, unconverged, converged_only)
     if readme is not None:
-        claims.update_readme(readme, section, README_START, README_END)
+        update_readme(readme, section, README_START, README_END)
     return section
 
 

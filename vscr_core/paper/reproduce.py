@@ -50,9 +50,10 @@ def reproduce(profile: str = "quick", out_dir=None, only=None) -> list[Path]:
               f"(total {(time.perf_counter() - tic) / 60:.1f} min)", flush=True)
         written.append(dst)
     if out_dir is None and any(p.stem.startswith("09") for p in paths):
-        from vscr_core.paper import claims
+        from vscr_core.paper import readme as sections
 
         readme = REPO_ROOT / "README.md"
-        claims.update_readme(readme, claims.readme_section())
+        sections.update_readme(readme, sections.results_section(), sections.RESULTS_START,
+                               sections.RESULTS_END)
         print(f"updated the results section of {readme}")
     return written
