@@ -131,8 +131,7 @@ def holm(pvalues, alpha: float = ALPHA) -> np.ndarray:
 
 
 def claim_row(claim: Claim, iv: Interval, reported: float | None) -> dict:
-    """One row of claims.csv, plus the p-value Holm's correction needs (dropped on output);
-    table_claims and fig8_claims add the pair of variants compared ("pair", likewise dropped)."""
+    """One row of claims.csv, plus the p-value Holm's correction needs (dropped on output)."""
     margin = EQUIVALENCE_MARGIN if claim.kind == EQUIVALENT else None
     return {"claim": claim.text, "source": claim.source,
             "reported": np.nan if reported is None else round(reported, 2),
@@ -191,7 +190,7 @@ def _reported_diff(summary: pd.DataFrame, a: str, b: str, metric: str) -> float 
 
 def table_claims(out_dir=None, metric: str = "rank1", leave_out=frozenset()) -> list[dict]:
     """Rows for the ablation claims of Tables 2-4 whose variants were run under out_dir;
-    leave_out: (variant, seed) runs to drop (`paired_without`)."""
+    leave_out: (variant, seed) runs to drop, named in each row's left_out (`paired_without`)."""
     rows, runs, summaries = [], {}, {}
     for name, a, b, claim in TABLE_CLAIMS:
         if name not in runs:
@@ -201,21 +200,25 @@ def table_claims(out_dir=None, metric: str = "rank1", leave_out=frozenset()) -> 
         r = runs[name]
         if not {a, b} <= set(r["variant"]):
             continue
-        iv = difference_interval(*paired_without(per_seed(r, a, metric), per_seed(r, b, metric),
-                                                 a, b, leave_out))
-        rows.append({**claim_row(claim, iv, _reported_diff(summaries[name], a, b, metric)),
-                     "pair": (a, b)})
+        sa, sb, dropped = paired_without(per_seed(r, a, metric), per_seed(r, b, metric), a, b,
+                                         leave_out)
+        rows.append({**claim_row(claim, difference_interval(sa, sb),
+                                 _reported_diff(summaries[name], a, b, metric)),
+                     "left_out": dropped})
     return rows
 
 
-def paired_without(sa: pd.Series, sb: pd.Series, a: str, b: str, leave_out) -> tuple:
+def paired_without(sa: pd.Series, sb: pd.Series, a: str, b: str, leave_out
+                   ) -> tuple[pd.Series, pd.Series, str]:
     """Variant a's and b's per-seed values without the seeds where either run is in leave_out
-    ((variant, seed) pairs), so that the rest stay paired; unchanged when leave_out is empty."""
+    ((variant, seed) pairs), so that the rest stay paired, and the runs dropped ("vscr s2, ...");
+    unchanged when leave_out is empty."""
     if not leave_out:
-        return sa, sb
-    seeds = [s for s in sa.index.intersection(sb.index)
-             if (a, s) not in leave_out and (b, s) not in leave_out]
-    return sa.loc[seeds], sb.loc[seeds]
+        return sa, sb, ""
+    dropped = sorted((v, s) for v, series in ((a, sa), (b, sb)) for s in series.index
+                     if (v, s) in leave_out)
+    seeds = [s for s in sa.index.intersection(sb.index) if s not in {s for _, s in dropped}]
+    return sa.loc[seeds], sb.loc[seeds], ", ".join(f"{v} s{s}" for v, s in dropped)
 
 
 # The resolving power aimed for (issue 10): each Table 4 difference within +-1.5 rank-1 points.
@@ -300,11 +303,11 @@ def fig8_claims(out_dir=None, metric: str = "rank1", leave_out=frozenset()) -> l
     change = distractor_change(f8, metric)
     if not {"baseline", "vscr"} <= set(change["variant"]):
         return []
-    iv = difference_interval(*paired_without(per_seed(change, "baseline", "change"),
-                                             per_seed(change, "vscr", "change"),
-                                             "baseline", "vscr", leave_out))
-    return [{**claim_row(fig8_claim(int(f8["distractors"].max())), iv, None),
-             "pair": ("baseline", "vscr")}]
+    sa, sb, dropped = paired_without(per_seed(change, "baseline", "change"),
+                                     per_seed(change, "vscr", "change"), "baseline", "vscr",
+                                     leave_out)
+    return [{**claim_row(fig8_claim(int(f8["distractors"].max())), difference_interval(sa, sb),
+                         None), "left_out": dropped}]
 
 
 def distractor_change(f8: pd.DataFrame, metric: str = "rank1") -> pd.DataFrame:
@@ -389,8 +392,6 @@ def converged_reading(out_dir=None, metric: str = "rank1") -> pd.DataFrame | Non
         return None
     rows = pd.DataFrame(table_claims(out_dir, metric, leave_out)
                         + fig8_claims(out_dir, metric, leave_out))
-    rows["left_out"] = [", ".join(f"{v} s{s}" for v, s in sorted(leave_out) if v in pair)
-                        for pair in rows["pair"]]
     return rows[list(CONVERGED_COLUMNS)]
 
 

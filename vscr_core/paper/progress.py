@@ -143,7 +143,8 @@ def table4_so_far(table: pd.DataFrame, leave_out=frozenset()) -> pd.DataFrame:
     leave_out: (variant, seed) runs to drop (claims.paired_without)."""
     done = _finished_table4(table)
     rows = [_claim_so_far(claim, *claims.paired_without(claims.per_seed(done, a),
-                                                        claims.per_seed(done, b), a, b, leave_out),
+                                                        claims.per_seed(done, b), a, b,
+                                                        leave_out)[:2],
                           reported.TABLE4[b]["uav_veid"][0] - reported.TABLE4[a]["uav_veid"][0])
             for a, b, claim in claims.table4_claims()]
     return _so_far_frame(rows)
@@ -173,7 +174,7 @@ def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None, leave_out
     row = _claim_so_far(claims.fig8_claim(max(counts)),
                         *claims.paired_without(claims.per_seed(change, a, "change"),
                                                claims.per_seed(change, b, "change"), a, b,
-                                               leave_out), None)
+                                               leave_out)[:2], None)
     return _so_far_frame([row])
 
 
