@@ -161,6 +161,22 @@ def test_the_converged_reading_drops_failed_runs_and_keeps_the_rest_paired(tmp_p
     assert "Secondary reading" in text and "| vscr s1 |" in text
 
 
+@pytest.mark.parametrize("split, table5_row", [("val", True), ("test", False)])
+def test_table5_gets_its_own_row_only_where_table4_was_not_measured_on_the_test_split(
+        tmp_path, split, table5_row):
+    runs = pd.DataFrame({"variant": ["baseline", "vscr"] * 2, "seed": [0, 0, 1, 1],
+                         "rank1": [40.0, 43.0, 41.0, 45.0]})
+    results.write_table(runs, "table4_runs", tmp_path, {"split": split})
+    t5 = pd.DataFrame({"source": ["reported (paper Table 5)", "measured", "measured"],
+                       "variant": ["vscr", "baseline", "vscr"], "rank1": [70.0, 40.0, 43.0]})
+    results.write_table(t5, "table5_uav_test", tmp_path, {})
+    f8 = runs.assign(distractors=0)
+    results.write_table(pd.concat([f8, f8.assign(distractors=100, rank1=f8["rank1"] - 5)]),
+                        "fig8_distractors", tmp_path, {})
+    sources = [r["source"] for r in claims.test_split_claims(tmp_path)]
+    assert sources == (["Table 5", "Fig. 8"] if table5_row else ["Fig. 8"])
+
+
 @pytest.mark.slow
 def test_09_claims(notebook_env, run_notebook):
     out_dir, _ = notebook_env
