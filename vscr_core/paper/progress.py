@@ -230,19 +230,12 @@ def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None, leave_o
                       fig8_so_far(settings, table, runs_dir, leave_out)], ignore_index=True)
 
 
-def failed_runs(table: pd.DataFrame) -> set[tuple[str, int]]:
-    """(variant, seed) of the finished study runs that failed the convergence rule."""
-    failed = table[(table["state"] == FINISHED) & (table["what"] != "mscl sweep")
-                   & ~table["converged"].astype(bool)]
-    return {(str(v), int(s)) for v, s in zip(failed["variant"], failed["seed"])}
-
-
 def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                    unconverged: dict[int, list[str]] | None = None,
                    converged_only: pd.DataFrame | None = None) -> str:
     """The README's study progress, in words and tables, from progress_table and claims_so_far;
     `unconverged` (study.unconverged_at_schedule) says why seeds were extended, and
-    `converged_only` is claims_so_far without the failed_runs (None: no run failed)."""
+    `converged_only` is claims_so_far without the runs that failed the rule (None: none did)."""
     study_rows = table[table["what"] != "mscl sweep"]
     finished = study_rows[study_rows["state"] == FINISHED]
     open_rows = study_rows[study_rows["state"] != FINISHED]
@@ -323,7 +316,7 @@ def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") 
     plot_claims_so_far(so_far, figure_path("study_progress", None))
     unconverged = study.unconverged_at_schedule(
         settings, load_data(settings.config).num_train_pids)
-    failed = failed_runs(table)
+    failed = claims.unconverged_runs()  # from the training summary written above
     converged_only = claims_so_far(settings, table, leave_out=failed) if failed else None
     section = readme_section(table, so_far, settings, unconverged, converged_only)
     if readme is not None:
