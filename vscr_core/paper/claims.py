@@ -190,7 +190,7 @@ def _reported_diff(summary: pd.DataFrame, a: str, b: str, metric: str) -> float 
 
 def table_claims(out_dir=None, metric: str = "rank1", leave_out=frozenset()) -> list[dict]:
     """Rows for the ablation claims of Tables 2-4 whose variants were run under out_dir;
-    leave_out: (variant, seed) runs to drop, named in each row's left_out (`paired_without`)."""
+    leave_out: (variant, seed) runs to drop, named in each row's left_out (`_paired_without`)."""
     rows, runs, summaries = [], {}, {}
     for name, a, b, claim in TABLE_CLAIMS:
         if name not in runs:
@@ -200,7 +200,7 @@ def table_claims(out_dir=None, metric: str = "rank1", leave_out=frozenset()) -> 
         r = runs[name]
         if not {a, b} <= set(r["variant"]):
             continue
-        sa, sb, dropped = paired_without(per_seed(r, a, metric), per_seed(r, b, metric), a, b,
+        sa, sb, dropped = _paired_without(per_seed(r, a, metric), per_seed(r, b, metric), a, b,
                                          leave_out)
         rows.append({**claim_row(claim, difference_interval(sa, sb),
                                  _reported_diff(summaries[name], a, b, metric)),
@@ -208,7 +208,7 @@ def table_claims(out_dir=None, metric: str = "rank1", leave_out=frozenset()) -> 
     return rows
 
 
-def paired_without(sa: pd.Series, sb: pd.Series, a: str, b: str, leave_out
+def _paired_without(sa: pd.Series, sb: pd.Series, a: str, b: str, leave_out
                    ) -> tuple[pd.Series, pd.Series, str]:
     """Variant a's and b's per-seed values without the seeds where either run is in leave_out
     ((variant, seed) pairs), so that the rest stay paired, and the runs dropped ("vscr s2, ...");
@@ -306,7 +306,7 @@ def fig8_claims(out_dir=None, metric: str = "rank1", leave_out=frozenset()) -> l
     change = distractor_change(f8, metric)
     if not {"baseline", "vscr"} <= set(change["variant"]):
         return []
-    sa, sb, dropped = paired_without(per_seed(change, "baseline", "change"),
+    sa, sb, dropped = _paired_without(per_seed(change, "baseline", "change"),
                                      per_seed(change, "vscr", "change"), "baseline", "vscr",
                                      leave_out)
     return [{**claim_row(fig8_claim(int(f8["distractors"].max())), difference_interval(sa, sb),
@@ -470,7 +470,7 @@ __all__ = [
     "EQUIVALENT", "GAIN", "INCONCLUSIVE", "Interval", "NOT_COMPARABLE", "REPRODUCED",
     "TABLE_CLAIMS", "TARGET_HALF_WIDTH", "VERDICTS", "claim_row",
     "claims_statement", "claims_table", "converged_reading", "difference_interval",
-    "distractor_change", "fig8_claim", "fig8_claims", "holm", "p_value", "paired_without",
+    "distractor_change", "fig8_claim", "fig8_claims", "holm", "p_value",
     "plot_claims", "resolution_row", "resolution_statement", "resolving_power",
     "seeds_for_half_width", "table4_claims", "table_claims", "test_split_claims", "tested",
     "unconverged_runs", "verdict", "viewpoint_claims"

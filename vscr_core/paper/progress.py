@@ -136,22 +136,18 @@ def _finished_table4(table: pd.DataFrame) -> pd.DataFrame:
     return table[(table["what"] == "table 4") & (table["state"] == FINISHED)]
 
 
-def table4_so_far(table: pd.DataFrame, leave_out=frozenset()) -> pd.DataFrame:
+def table4_so_far(table: pd.DataFrame) -> pd.DataFrame:
     """Table 4's claims over the seeds where both variants have finished: B - A in test rank-1
     points, paired by seed, with its 95 % interval, the verdict those seeds support, the paper's
-    difference (reported, on UAV-VeID) and the seeds that would reach the target half width;
-    leave_out: (variant, seed) runs to drop (claims.paired_without)."""
+    difference (reported, on UAV-VeID) and the seeds that would reach the target half width."""
     done = _finished_table4(table)
-    rows = [_claim_so_far(claim, *claims.paired_without(claims.per_seed(done, a),
-                                                        claims.per_seed(done, b), a, b,
-                                                        leave_out)[:2],
+    rows = [_claim_so_far(claim, claims.per_seed(done, a), claims.per_seed(done, b),
                           reported.TABLE4[b]["uav_veid"][0] - reported.TABLE4[a]["uav_veid"][0])
             for a, b, claim in claims.table4_claims()]
     return _so_far_frame(rows)
 
 
-def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None, leave_out=frozenset()
-                ) -> pd.DataFrame:
+def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.DataFrame:
     """Fig. 8's claim over the seeds whose baseline and VSCR have finished and met the
     distractors (study.fig8_curves keeps each curve in its run folder): the change of test rank-1
     from no distractors to all of them (claims.distractor_change), VSCR's minus the baseline's,
@@ -171,10 +167,8 @@ def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None, leave_out
     change = claims.distractor_change(pd.DataFrame(
         points, columns=["variant", "seed", "distractors", "rank1"]))
     a, b = comparison.MODELS
-    row = _claim_so_far(claims.fig8_claim(max(counts)),
-                        *claims.paired_without(claims.per_seed(change, a, "change"),
-                                               claims.per_seed(change, b, "change"), a, b,
-                                               leave_out)[:2], None)
+    row = _claim_so_far(claims.fig8_claim(max(counts)), claims.per_seed(change, a, "change"),
+                        claims.per_seed(change, b, "change"), None)
     return _so_far_frame([row])
 
 
@@ -223,11 +217,11 @@ def plot_claims_so_far(so_far: pd.DataFrame, path) -> Path:
     return save_figure(fig, path)
 
 
-def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None, leave_out=frozenset()
-                  ) -> pd.DataFrame:
-    """table4_so_far's rows, then fig8_so_far's."""
-    return pd.concat([table4_so_far(table, leave_out),
-                      fig8_so_far(settings, table, runs_dir, leave_out)], ignore_index=True)
+def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.DataFrame:
+    """table4_so_far's rows, then fig8_so_far's; each claim pairs the seeds where both of its
+    runs are in `table` (so the table without some runs gives the claims without them)."""
+    return pd.concat([table4_so_far(table), fig8_so_far(settings, table, runs_dir)],
+                     ignore_index=True)
 
 
 def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
@@ -235,7 +229,8 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                    converged_only: pd.DataFrame | None = None) -> str:
     """The README's study progress, in words and tables, from progress_table and claims_so_far;
     `unconverged` (study.unconverged_at_schedule) says why seeds were extended, and
-    `converged_only` is claims_so_far without the runs that failed the rule (None: none did)."""
+    `converged_only` is claims_so_far without the runs that failed the rule (None: none
+    did)."""
     study_rows = table[table["what"] != "mscl sweep"]
     finished = study_rows[study_rows["state"] == FINISHED]
     open_rows = study_rows[study_rows["state"] != FINISHED]
@@ -316,8 +311,8 @@ def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") 
     plot_claims_so_far(so_far, figure_path("study_progress", None))
     unconverged = study.unconverged_at_schedule(
         settings, load_data(settings.config).num_train_pids)
-    failed = claims.unconverged_runs()  # from the training summary written above
-    converged_only = claims_so_far(settings, table, leave_out=failed) if failed else None
+    failed = (table["state"] == FINISHED) & table["converged"].eq(False)
+    converged_only = claims_so_far(settings, table[~failed]) if failed.any() else None
     section = readme_section(table, so_far, settings, unconverged, converged_only)
     if readme is not None:
         update_readme(readme, section, README_START, README_END)
