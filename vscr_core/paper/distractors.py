@@ -81,8 +81,8 @@ def distractor_table(run, models=MODELS, counts=None, points: int = 6) -> pd.Dat
             q = features(model, ds.query, cfg, progress=False)
             g = features(model, ds.gallery, cfg, progress=False)
             top = max(counts)
-            if top:
-                d = features(model, ds.distractors[:top], cfg, progress=False)
+            if top:  # tens of thousands of crops: minutes per model on a CPU, so a bar
+                d = features(model, ds.distractors[:top], cfg)
                 curve = distractor_curve(q, g, qp, gp, d, counts, junk="none")
             else:
                 curve = {0: evaluate_uav_veid(q, g, qp, gp)}
