@@ -137,3 +137,10 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
 
 def test_the_speed_model_is_none_before_any_run_finishes():
     assert progress.speed_model([]) is None
+
+
+def test_only_finished_runs_can_fail_the_convergence_rule():
+    table = pd.DataFrame({
+        "state": [progress.FINISHED, progress.FINISHED, progress.TRAINING, progress.QUEUED],
+        "converged": [True, False, False, None]})
+    assert progress.failed_rule(table).tolist() == [False, True, False, False]

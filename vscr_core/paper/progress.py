@@ -217,6 +217,12 @@ def plot_claims_so_far(so_far: pd.DataFrame, path) -> Path:
     return save_figure(fig, path)
 
 
+def failed_rule(table: pd.DataFrame) -> pd.Series:
+    """Which rows of progress_table finished and failed the convergence rule (the rule is
+    study.convergence; unfinished rows have no verdict and are not counted)."""
+    return (table["state"] == FINISHED) & table["converged"].eq(False)
+
+
 def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.DataFrame:
     """table4_so_far's rows, then fig8_so_far's; each claim pairs the seeds where both of its
     runs are in `table` (so the table without some runs gives the claims without them)."""
@@ -254,7 +260,7 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                      f"rule at the scheduled {settings.config.train.epochs} epochs. Under the "
                      f"extension rule (`study.unconverged_at_schedule`), {what}. The shorter "
                      f"runs' records stay in `results/runs/`.")
-        again = finished[(finished["seed"] == seed) & ~finished["converged"].astype(bool)]
+        again = study_rows[failed_rule(study_rows) & (study_rows["seed"] == seed)]
         if seed in settings.extended_seeds and len(again):
             lines[-1] += (f" At {epochs} epochs the rule failed again for "
                           f"{', '.join(again['variant'])}, reported as not converged.")
@@ -311,7 +317,7 @@ def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") 
     plot_claims_so_far(so_far, figure_path("study_progress", None))
     unconverged = study.unconverged_at_schedule(
         settings, load_data(settings.config).num_train_pids)
-    failed = (table["state"] == FINISHED) & table["converged"].eq(False)
+    failed = failed_rule(table)
     converged_only = claims_so_far(settings, table[~failed]) if failed.any() else None
     section = readme_section(table, so_far, settings, unconverged, converged_only)
     if readme is not None:
