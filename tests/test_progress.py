@@ -71,7 +71,7 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     assert table.loc[("vscr", 1), "hours_at_median_speed"] == pytest.approx(
         table.loc[("vscr", 1), "hours_spent"]) == pytest.approx(EPOCHS * images / 25 / 3600)
 
-    so_far = progress.table4_so_far(table.reset_index()).set_index("claim")
+    so_far = progress.tables_so_far(table.reset_index()).set_index("claim")
     d = pd.Series([44.0 - 40.0, 45.512345 - 42.0])  # VSCR - baseline, paired by seed
     half = stats.t.ppf(0.975, 1) * d.std(ddof=1) / math.sqrt(2)
     row = so_far.loc["VSCR beats the baseline"]
@@ -144,3 +144,29 @@ def test_only_finished_runs_can_fail_the_convergence_rule():
         "state": [progress.FINISHED, progress.FINISHED, progress.TRAINING, progress.QUEUED],
         "converged": [True, False, False, None]})
     assert progress.failed_rule(table).tolist() == [False, True, False, False]
+
+
+def test_tables_2_and_3_join_the_claims_so_far_once_a_seed_pairs(settings, tmp_path):
+    ranks = {("baseline", 0): 40.0, ("baseline", 1): 42.0, ("view_adversary", 0): 43.0,
+             ("multi_scale", 0): 45.0, ("view3", 0): 41.0, ("view3", 1): 44.0,
+             ("t2_h", 0): 45.5}
+    for (name, seed), rank1 in ranks.items():
+        _fake_run(variant_config(settings.config, name, seed), tmp_path, EPOCHS, 50.0, rank1)
+    table = progress.progress_table(settings, runs_dir=tmp_path)
+    so_far = progress.tables_so_far(table)
+    # Table 4's claims first; a claim with no seed where both runs finished is left out
+    assert so_far["source"].tolist() == ["Table 4 (b) vs (a)", "Table 4 (c) vs (a)", "Table 3",
+                                         "Table 3", "Table 2 (h) vs (g)"]
+    view3 = so_far.set_index("claim").loc["a 3-view adversary beats the baseline"]
+    assert view3["n_seeds"] == 2 and view3["differences"] == pytest.approx([1.0, 2.0])
+    assert view3["reported"] == pytest.approx(85.71 - 83.52)
+    fourth = so_far.set_index("claim").loc["a fourth branch adds little"]
+    assert fourth["margin"] == claims.EQUIVALENCE_MARGIN and fourth["n_seeds"] == 1
+    assert fourth["reported"] == pytest.approx(91.33 - 91.32)  # Table 2's numbers, not Table 4's
+    assert pd.isna(so_far.set_index("claim").loc["the view adversary beats the baseline",
+                                                  "margin"])
+    text = progress.readme_section(table, so_far, settings)
+    assert "| a fourth branch adds little | Table 2 (h) vs (g) | 1 | 0.5 | none (under two " \
+           "seeds) | ±1 |" in text
+    png = progress.plot_claims_so_far(so_far, tmp_path / "so_far.png")
+    assert png.stat().st_size > 10_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -180,6 +181,27 @@ def test_interrupted_generation_leaves_no_tree_and_resumes(tmp_path, monkeypatch
         W.generate_dataset(out, "smoke", seed=0, progress=False)
     with pytest.raises(ValueError, match="unknown synthetic preset"):
         W.generate_dataset(tmp_path / "x", "huge")
+
+
+def test_a_tree_another_process_finished_first_is_taken_as_ours(tmp_path, monkeypatch,
+                                                                 smoke_synth):
+    out = tmp_path / "smoke"
+    calls = {"n": 0}
+    real = W.render
+
+    def other_process_finishes_at_10(*args, **kwargs):
+        # what a second builder of the same tree does while this one is paused: it completes the
+        # shared partial folder and renames it into place
+        calls["n"] += 1
+        if calls["n"] == 10:
+            shutil.copytree(smoke_synth, out)
+            shutil.rmtree(next(tmp_path.glob(".smoke.partial-*")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(W, "render", other_process_finishes_at_10)
+    assert W.generate_dataset(out, "smoke", seed=0, progress=False, workers=1) == out
+    assert calls["n"] == 10 and digest(out) == digest(smoke_synth)
+    assert not list(tmp_path.glob(".smoke.partial-*"))  # the failed write did not recreate it
 
 
 def test_synthetic_dataset_caches_under_vscr_data(tmp_path, monkeypatch, smoke_synth):

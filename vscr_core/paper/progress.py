@@ -2,8 +2,9 @@
 
 For every run of the study's queue it reads the run folder: finished, training (a partial log),
 diverged or queued; the hours of training spent, and the hours left at the speed the finished
-runs logged. Table 4's four claims, and Fig. 8's from the distractor curves the study keeps,
-get their paired differences over the seeds finished so far.
+runs logged. The claims of Tables 2-4 (claims.TABLE_CLAIMS, Table 4's first), and Fig. 8's from
+the distractor curves the study keeps, get their paired differences over the seeds finished so
+far.
 It refreshes the study's tables (study.write_tables), writes results/study_progress.csv and
 the README's study-progress section, and prints the same text.
 
@@ -39,8 +40,8 @@ PROGRESS_COLUMNS = ["what", "variant", "seed", "run", "state", "epochs_done", "e
 README_START = ("<!-- study progress: written by `python -m vscr_core.paper.progress` "
                 "(vscr_core.paper.progress.readme_section) -->")
 README_END = "<!-- end of study progress -->"
-SO_FAR_COLUMNS = ["claim", "source", "n_seeds", "measured", "ci_low", "ci_high", "verdict",
-                  "reported", "seeds_for_target"]
+SO_FAR_COLUMNS = ["claim", "source", "n_seeds", "measured", "ci_low", "ci_high", "margin",
+                  "verdict", "reported", "seeds_for_target"]
 
 
 def _branches(cfg: Config) -> int:
@@ -132,18 +133,26 @@ def _so_far_frame(rows: list[dict]) -> pd.DataFrame:
         {"seeds_for_target": "Int64"})
 
 
-def _finished_table4(table: pd.DataFrame) -> pd.DataFrame:
-    return table[(table["what"] == "table 4") & (table["state"] == FINISHED)]
+def _finished_study(table: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs of Tables 2-4 (the lambda_3 sweep is scored on validation: left out)."""
+    return table[(table["what"] != "mscl sweep") & (table["state"] == FINISHED)]
 
 
-def table4_so_far(table: pd.DataFrame) -> pd.DataFrame:
-    """Table 4's claims over the seeds where both variants have finished: B - A in test rank-1
-    points, paired by seed, with its 95 % interval, the verdict those seeds support, the paper's
-    difference (reported, on UAV-VeID) and the seeds that would reach the target half width."""
-    done = _finished_table4(table)
-    rows = [_claim_so_far(claim, claims.per_seed(done, a), claims.per_seed(done, b),
-                          reported.TABLE4[b]["uav_veid"][0] - reported.TABLE4[a]["uav_veid"][0])
-            for a, b, claim in claims.table4_claims()]
+def tables_so_far(table: pd.DataFrame) -> pd.DataFrame:
+    """The claims of Tables 2-4 (claims.TABLE_CLAIMS; Table 4's, the main ones, first) that have
+    at least one seed where both variants have finished: B - A in test rank-1 points, paired by
+    seed, with its 95 % interval, the verdict those seeds support, the paper's difference
+    (reported, on UAV-VeID) and the seeds that would reach the target half width."""
+    done = _finished_study(table)
+    rows = []
+    for name, a, b, claim in sorted(claims.TABLE_CLAIMS, key=lambda c: c[3].source[:7],
+                                    reverse=True):
+        sa, sb = claims.per_seed(done, a), claims.per_seed(done, b)
+        if not set(sa.index) & set(sb.index):
+            continue
+        paper = reported.TABLE2 if name == "table2_runs" else reported.TABLE4
+        rows.append(_claim_so_far(claim, sa, sb,
+                                  paper[b]["uav_veid"][0] - paper[a]["uav_veid"][0]))
     return _so_far_frame(rows)
 
 
@@ -151,11 +160,11 @@ def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.Dat
     """Fig. 8's claim over the seeds whose baseline and VSCR have finished and met the
     distractors (study.fig8_curves keeps each curve in its run folder): the change of test rank-1
     from no distractors to all of them (claims.distractor_change), VSCR's minus the baseline's,
-    paired by seed. One row with table4_so_far's columns; the paper gives no such difference."""
+    paired by seed. One row with tables_so_far's columns; the paper gives no such difference."""
     ds = comparison.uav_test_split(settings.config, settings.fig8_distractors)
     counts = distractors.distractor_counts(len(ds.distractors))  # notebook 05's
     name = distractors.distractor_curve_name(ds, counts)
-    done = _finished_table4(table)
+    done = _finished_study(table)
     done = done[done["variant"].isin(comparison.MODELS)]
     points = []
     for r in done.itertuples():
@@ -174,15 +183,17 @@ def fig8_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.Dat
 
 def plot_claims_so_far(so_far: pd.DataFrame, path) -> Path:
     """Per claim: each seed's paired difference (dots), their mean with its 95 % interval (from
-    two seeds on), the paper's difference where it gives one (reported, UAV-VeID) and zero."""
+    two seeds on), the paper's difference where it gives one (reported, UAV-VeID), zero, and
+    the equivalence margin of an "adds little" claim (grey)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     from vscr_core.files import save_figure
 
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    fig = Figure(figsize=(11, 1.6 + 0.56 * len(so_far)), layout="constrained")
     ax = fig.subplots()
     labelled = set()
 
@@ -193,6 +204,9 @@ def plot_claims_so_far(so_far: pd.DataFrame, path) -> Path:
         return label
 
     for y, row in enumerate(so_far.itertuples()):
+        if pd.notna(row.margin):
+            ax.add_patch(Rectangle((-row.margin, y - 0.4), 2 * row.margin, 0.8, color="0.88",
+                                   zorder=0, label=once("equivalence margin (adds little)")))
         if row.differences:
             ax.plot(row.differences, [y] * len(row.differences), "o", color="tab:blue",
                     alpha=0.6, ms=5, label=once("measured: one seed's difference"))
@@ -224,9 +238,9 @@ def failed_rule(table: pd.DataFrame) -> pd.Series:
 
 
 def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.DataFrame:
-    """table4_so_far's rows, then fig8_so_far's; each claim pairs the seeds where both of its
+    """tables_so_far's rows, then fig8_so_far's; each claim pairs the seeds where both of its
     runs are in `table` (so the table without some runs gives the claims without them)."""
-    return pd.concat([table4_so_far(table), fig8_so_far(settings, table, runs_dir)],
+    return pd.concat([tables_so_far(table), fig8_so_far(settings, table, runs_dir)],
                      ignore_index=True)
 
 
@@ -273,14 +287,16 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
         "test rank-1 (%)": shown["rank1"].round(2), "test mAP (%)": shown["mAP"].round(2),
         "hours": shown["hours_spent"].round(2)})
     lines.append(markdown_table(runs))
-    n_seeds = len(settings.seeds)
+    n_seeds, n_table2 = len(settings.seeds), len(settings.table2_seed_list())
     lines.append(
         f"The study so far: test rank-1 difference B - A in points, paired by seed, with its "
         f"95 % interval (Student's t); for Fig. 8, the change of rank-1 from no distractors to "
         f"all of them, VSCR's minus the baseline's, from the curves the study keeps in each "
         f"seed's run folders. The study's {n_seeds} seeds were fixed before it ran and its "
-        f"verdicts are read at {n_seeds}; an interval from fewer seeds only shows how it is "
-        f"going. Reported: the paper's difference on UAV-VeID; measured: the synthetic test "
+        f"verdicts are read at {n_seeds} (Table 2's rows get the first {n_table2}, what the "
+        f"budget allowed); an interval from fewer seeds only shows how it is going. Margin: an "
+        f"\"adds little\" claim is reproduced only when its whole interval lies within "
+        f"±margin. Reported: the paper's difference on UAV-VeID; measured: the synthetic test "
         f"split. Seeds for ±{claims.TARGET_HALF_WIDTH:g}: how many paired seeds would bring the "
         f"interval to ±{claims.TARGET_HALF_WIDTH:g} points at the spread seen so far.")
     lines.append("![The study so far](figures/study_progress.png)")
@@ -301,6 +317,7 @@ def _so_far_markdown(so_far: pd.DataFrame) -> str:
         "seeds": so_far["n_seeds"], "measured": so_far["measured"],
         "95 % interval": [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "none (under two seeds)"
                           for lo, hi in zip(so_far["ci_low"], so_far["ci_high"])],
+        "margin": so_far["margin"].map(lambda m: "" if pd.isna(m) else f"±{m:g}"),
         "verdict at these seeds": so_far["verdict"], "reported": so_far["reported"],
         f"seeds for ±{claims.TARGET_HALF_WIDTH:g}": so_far["seeds_for_target"]}))
 

@@ -188,28 +188,43 @@ def generate_dataset(out_dir, preset: str = "quick", seed: int = 0,
     for sub in [*SPLIT_DIRS.values(), DISTRACTOR_DIR]:
         (tmp / sub).mkdir(parents=True, exist_ok=True)
 
+    # Another process may build the same tree in the same partial folder at once (two studies, or
+    # a report beside a paused study); whichever finishes first renames the folder into place,
+    # and the other's next write into it fails. Then that finished tree is ours too.
+    try:
+        _build_tree(tmp, settings, preset, seed, n_distr, workers or os.cpu_count() or 1,
+                    progress)
+        os.replace(tmp, out_dir)
+    except OSError:
+        if not is_complete(out_dir, preset, seed, n_distr):
+            raise
+    return out_dir
+
+
+def _build_tree(tmp: Path, settings: SynthSettings, preset: str, seed: int, n_distr: int,
+                workers: int, progress: bool) -> None:
+    """Render every image of the tree into `tmp` (keeping those already there), then write its
+    label lists, view file, metadata and, last, its info file."""
     jobs = plan(settings, seed)
     total = len(jobs) + n_distr
     rows: dict[int, str] = {}  # image index -> metadata row
     args = ((job, settings, seed, str(tmp), len(jobs)) for job in [*jobs, *range(n_distr)])
-    workers = workers or os.cpu_count() or 1
     from tqdm.auto import tqdm  # here, not at the top: the core imports without tqdm
 
-    bar = tqdm(total=total, desc=f"synth {preset}", unit="img", disable=not progress)
-    if workers > 1 and total >= POOL_MIN_JOBS:
-        # fork where it is safe (Linux; workers use only numpy and PIL, no threads of the
-        # caller's): it needs no `if __name__ == "__main__"` guard in the caller's script
-        method = "fork" if sys.platform.startswith("linux") else "spawn"
-        with multiprocessing.get_context(method).Pool(workers) as pool:
-            for index, row in pool.imap_unordered(_render_to_file, args, chunksize=16):
+    with tqdm(total=total, desc=f"synth {preset}", unit="img", disable=not progress) as bar:
+        if workers > 1 and total >= POOL_MIN_JOBS:
+            # fork where it is safe (Linux; workers use only numpy and PIL, no threads of the
+            # caller's): it needs no `if __name__ == "__main__"` guard in the caller's script
+            method = "fork" if sys.platform.startswith("linux") else "spawn"
+            with multiprocessing.get_context(method).Pool(workers) as pool:
+                for index, row in pool.imap_unordered(_render_to_file, args, chunksize=16):
+                    rows[index] = row
+                    bar.update()
+        else:
+            for a in args:
+                index, row = _render_to_file(a)
                 rows[index] = row
                 bar.update()
-    else:
-        for a in args:
-            index, row = _render_to_file(a)
-            rows[index] = row
-            bar.update()
-    bar.close()
 
     # Label lists (names relative to the split folder), the one-hot view file, metadata, info.
     lists: dict[str, list[str]] = {k: [] for k in LIST_FILES}
@@ -234,12 +249,6 @@ def generate_dataset(out_dir, preset: str = "quick", seed: int = 0,
     for stale in tmp.glob("*/*.tmp"):  # left by workers killed in an earlier attempt
         stale.unlink()
     (tmp / INFO_FILE).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-    try:
-        os.replace(tmp, out_dir)
-    except OSError:
-        if not is_complete(out_dir, preset, seed, n_distr):  # else another process finished it
-            raise
-    return out_dir
 
 
 def is_complete(root, preset: str, seed: int, num_distractors: int | None = None) -> bool:
