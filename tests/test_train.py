@@ -1,12 +1,14 @@
 """fit(): a smoke run learns, a killed run resumes to the same weights, DDP runs on 2 CPU
 processes, and bad input fails before anything is written."""
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -127,3 +129,25 @@ def test_a_checkpoint_of_another_config_is_refused(smoke_cfg, tmp_path):
     fit(smoke_cfg.override(**{"train.epochs": 1}), tmp_path, progress=False)
     with pytest.raises(ValueError, match="belongs to a different config"):
         fit(smoke_cfg.override(**{"train.epochs": 1, "train.seed": 7}), tmp_path, progress=False)
+
+
+def test_a_finished_record_without_its_checkpoint_is_retrained_and_kept(smoke_cfg, tmp_path,
+                                                                        capsys):
+    cfg = smoke_cfg.override(**{"train.epochs": 2})
+    first = fit(cfg, tmp_path, progress=False)
+    log = tmp_path / "log.csv"
+    record = log.read_bytes()
+    (tmp_path / CHECKPOINT_NAME).unlink()  # a clone: git keeps the record, not the weights
+    again = fit(cfg, tmp_path, progress=False)
+    assert log.read_bytes() == record and len(again.history) == 2
+    assert "retrained for its weights, its log.csv record kept" in capsys.readouterr().out
+    for key, value in first.model.state_dict().items():  # same machine: the same weights
+        assert torch.equal(value, again.model.state_dict()[key]), key
+
+    # a log of a run still training is no record: a restart from scratch rewrites it
+    log.write_text("\n".join(record.decode().splitlines()[:2]) + "\n")
+    (tmp_path / CHECKPOINT_NAME).unlink()
+    fit(cfg, tmp_path, progress=False)
+    rewritten, recorded = pd.read_csv(log), pd.read_csv(io.BytesIO(record))
+    assert len(rewritten) == 2  # both epochs again, the same losses; only the speed differs
+    assert rewritten.drop(columns="images_per_s").equals(recorded.drop(columns="images_per_s"))

@@ -187,6 +187,23 @@ def validation_rank1(model: VSCRNet, cfg: Config, ds: ReIDDataset, device) -> fl
     return 100 * result.as_dict()["rank1"]
 
 
+def finished_record(path: Path, epochs: int) -> list[dict] | None:
+    """The rows of the log at `path` when it records all `epochs` epochs of a finished run, else
+    None (no log, or a run still training)."""
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows if rows and int(rows[-1]["epoch"]) == epochs else None
+
+
+def _compare_last_epoch(retrained: dict, recorded: dict) -> str:
+    """'key retrained (record recorded)' for the total loss and validation rank-1 where both
+    logs have them: how closely a retrain on this machine repeats the recorded run."""
+    keys = [k for k in ("loss_total", "val_rank1") if k in retrained and recorded.get(k)]
+    return ", ".join(f"{k} {retrained[k]:.3f} (record {float(recorded[k]):.3f})" for k in keys)
+
+
 def write_log(path: Path, history: list[dict]) -> None:
     buf = io.StringIO()
     columns = list(dict.fromkeys(k for row in history for k in row))
@@ -305,6 +322,10 @@ def fit(
         scheduler.load_state_dict(resume["scheduler"])
         scaler.load_state_dict(resume["scaler"])
         history, start_epoch = resume["history"], resume["epoch"]
+    # A finished run's log.csv without its checkpoint: a record committed without the weights
+    # (git keeps no checkpoints). Retraining gives the weights back; the record, which the run's
+    # committed metrics came from, is kept as it is, and the retrain is compared with it.
+    record = finished_record(out_dir / "log.csv", t.epochs) if start_epoch < t.epochs else None
     net = model
     if world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -364,7 +385,8 @@ def fit(
                 "scaler": scaler.state_dict(), "history": history,
                 "training_semantics": TRAINING_SEMANTICS,
             })
-            write_log(out_dir / "log.csv", history)
+            if record is None:
+                write_log(out_dir / "log.csv", history)
             if on_epoch is not None:
                 on_epoch(dict(row), ckpt_path)
         if progress and rank == 0:
@@ -373,6 +395,10 @@ def fit(
             val = f", val rank-1 {row['val_rank1']:.1f} %" if "val_rank1" in row else ""
             tqdm.write(f"{cfg.name} epoch {epoch + 1}/{t.epochs}: {losses}{val}, "
                        f"{row['images_per_s']:.0f} img/s")
+    if record is not None and rank == 0:
+        print(f"{cfg.name}: retrained for its weights, its log.csv record kept; last epoch "
+              f"{_compare_last_epoch(history[-1], record[-1])}", flush=True)
     if world_size > 1:
         dist.barrier()
     return FitResult(model.eval(), history, ckpt_path)
+

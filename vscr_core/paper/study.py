@@ -11,7 +11,8 @@ and VSCR then meet Fig. 8's distractors), then Table 3's 3-view adversary and Ta
 A run's record (config.json, log.csv, metrics-*.json, and the CMC and distractor curves that
 notebooks 04-05 keep beside them) is small and committed under results/runs/; its checkpoint is
 not (git ignores it), so only the notebooks that need the weights themselves (06-08: Grad-CAM,
-t-SNE, retrieval rows) retrain their few models on a fresh clone.
+t-SNE, retrieval rows) retrain their few models on a fresh clone, keeping the records as they
+are (train.fit).
 """
 
 from __future__ import annotations
