@@ -401,4 +401,3 @@ def fit(
     if world_size > 1:
         dist.barrier()
     return FitResult(model.eval(), history, ckpt_path)
-
