@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ from vscr_core.config import Config, lr_milestones, profile
 from vscr_core.experiments import evaluate_model, measured_chance
 from vscr_core.files import atomic_write_bytes, git_commit
 from vscr_core.model import VSCRNet
-from vscr_core.runtime import seed_everything
+from vscr_core.runtime import describe_hardware, seed_everything
 from vscr_core.train import fit, load_data, load_trained_model
 
 KHOA = Path(__file__).resolve().parents[2] / "shared" / "data" / "khoa-vehicle-reid"
@@ -158,18 +157,6 @@ def write_csv(path: Path, source: Path, max_ids: int | None) -> None:
                  (f"{ident}_cam2.jpg", ident, 2, "gallery")]
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows(rows)
-
-
-def cpu_description() -> str:
-    """lscpu's model name and the bf16 units the "auto" precision relies on."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown CPU (no lscpu)"
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = set(fields.get("Flags", "").split())
-    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags] or ["no bf16 units"]
-    return f"{fields.get('Model name', 'unknown').strip()} ({' '.join(bf16)})"
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
@@ -292,7 +279,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"  train {ds.num_train_pids} vehicles ({len(ds.train)} photos); query "
               f"{len(ds.query)} (camera 1), gallery {len(ds.gallery)} (camera 2)")
         print(f"  chance: rank-1 {100 * chance['rank1']:.2f} %, mAP {100 * chance['mAP']:.2f} %")
-        cpu = cpu_description()
+        cpu = describe_hardware(torch.device("cpu"))
         print(f"  CPU: {cpu}, {torch.get_num_threads()} torch threads; budget {args.minutes:g} "
               "min of training")
         print(f"{'epoch':>5s} {'lr':>8s} {'loss':>8s} {'epoch_s':>8s} {'train_s':>8s} "

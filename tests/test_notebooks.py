@@ -14,12 +14,14 @@ from vscr_core.config import profile_settings
 from vscr_core.paper import notebook as nbk
 from vscr_core.paper import results
 from vscr_core.paper.reproduce import notebook_paths, reproduce
+from vscr_core.runtime import describe_hardware, resolve_device
 
 
 def check_provenance(meta: dict, notebook: str) -> None:
     assert meta["notebook"] == notebook and meta["profile"] == "smoke"
     assert "not converged" in meta["profile_about"]
     assert meta["commit"] and meta["seeds"] == [0] and meta["wall_s"] >= 0
+    assert meta["hardware"] == describe_hardware(resolve_device("auto"))
 
 
 def test_notebooks_have_one_parameters_cell():

@@ -17,6 +17,7 @@ from vscr_core.experiments import RUNS_DIR, run_dir
 from vscr_core.model import VSCRNet
 from vscr_core.paper import study
 from vscr_core.paper.variants import scheduled_variant, variant_config
+from vscr_core.runtime import describe_hardware
 from vscr_core.train import (
     CHECKPOINT_NAME,
     DIVERGED_NAME,
@@ -77,6 +78,16 @@ def test_log_has_each_branchs_id_loss_and_a_validation_rank1_per_epoch(smoke_cfg
     summed = log[["loss_id_b0", "loss_id_b1", "loss_id_b2"]].sum(axis=1)
     assert (summed - log["loss_id"]).abs().max() < 1e-4
     assert log["val_rank1"].between(0, 100).all()
+    assert (log["hardware"] == describe_hardware(torch.device("cpu"))).all()
+
+
+def test_the_summary_names_each_machine_a_run_trained_on_in_order():
+    old = pd.DataFrame({"epoch": [1, 2]})  # a log from before train.fit recorded the hardware
+    assert study.trained_on(old) == "not recorded"
+    resumed = pd.DataFrame({"hardware": [None, "AMD EPYC (avx512_bf16)", "AMD EPYC (avx512_bf16)",
+                                         "Intel Xeon (avx512_bf16 amx_bf16)"]})
+    assert study.trained_on(resumed) == \
+        "not recorded + AMD EPYC (avx512_bf16) + Intel Xeon (avx512_bf16 amx_bf16)"
 
 
 def test_a_diverging_run_stops_records_why_and_is_not_retrained(smoke_cfg, tmp_path):

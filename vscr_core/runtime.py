@@ -5,7 +5,9 @@ these, so a CPU run and a GPU run differ only by `device`."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
+import subprocess
 
 import numpy as np
 import torch
@@ -31,6 +33,23 @@ def amp_settings(device: torch.device, precision: str) -> tuple[torch.dtype | No
             return torch.float16, True
         return torch.bfloat16, True
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision], True
+
+
+@functools.cache
+def describe_hardware(device: torch.device) -> str:
+    """What computes on `device`, as a log records it: the GPU's name, or lscpu's model name with
+    the bf16 units the "auto" precision relies on (their presence sets a CPU's speed, and
+    whether AMX or AVX-512 does the bf16 products sets its rounding)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown CPU (no lscpu)"
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    flags = set(fields.get("Flags", "").split())
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags] or ["no bf16 units"]
+    return f"{fields.get('Model name', 'unknown').strip()} ({' '.join(bf16)})"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

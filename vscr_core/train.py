@@ -28,7 +28,13 @@ from vscr_core.data.types import ReIDDataset, Sample, merge_view
 from vscr_core.files import atomic_write_bytes, load_tagged, save_tagged
 from vscr_core.losses import grl_ramp, vscr_loss
 from vscr_core.model import VSCRNet
-from vscr_core.runtime import amp_settings, autocast, resolve_device, seed_everything
+from vscr_core.runtime import (
+    amp_settings,
+    autocast,
+    describe_hardware,
+    resolve_device,
+    seed_everything,
+)
 
 CHECKPOINT_FORMAT = "vscr-checkpoint-v1"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -269,6 +275,7 @@ def fit(
     if device.type == "cuda" and world_size > 1:
         device = torch.device("cuda", local_rank)
     amp_dtype, channels_last = amp_settings(device, t.precision)
+    hardware = describe_hardware(device)
 
     # 1. Data, checked before anything is built or written.
     from vscr_core.data import dataset_spec
@@ -375,6 +382,7 @@ def fit(
         row["images_per_s"] = n_images * world_size / (time.perf_counter() - tic)
         if val_ds is not None and rank == 0:
             row["val_rank1"] = validation_rank1(model, cfg, val_ds, device)
+        row["hardware"] = hardware  # per epoch: a resumed run may finish on another machine
         history.append(row)
         scheduler.step()
         if rank == 0:

@@ -33,6 +33,7 @@ from vscr_core.paper.results import (
     resolve_out_dir,
     write_table,
 )
+from vscr_core.runtime import describe_hardware, resolve_device
 
 # Notebooks run without ipywidgets; tqdm.auto then falls back to text bars and warns once.
 warnings.filterwarnings("ignore", message="IProgress not found")
@@ -155,7 +156,9 @@ class NotebookRun:
                 "profile_about": self.settings.about,
                 "dataset": self.dataset, "data_root": self.data_root, "data_csv": self.data_csv,
                 "view_labels": self.view_labels, "seeds": list(self.seeds),
-                "device": self.device, "torch": torch.__version__,
+                "device": self.device,
+                "hardware": describe_hardware(resolve_device(self.device)),
+                "torch": torch.__version__,
                 "python": platform.python_version(), "threads": torch.get_num_threads(),
                 "wall_s": round(time.perf_counter() - self.started, 1), **extra}
 

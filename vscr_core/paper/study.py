@@ -54,7 +54,7 @@ PLATEAU_POINTS = 1.0
 # training_summary.csv: one row per finished study run (`convergence`)
 SUMMARY_COLUMNS = ["run", "variant", "seed", "image_size", "epochs", "num_train_ids",
                    "id_loss_final_per_branch", "id_loss_bound", "val_rank1_final",
-                   "val_rank1_gain_last_fifth", "train_hours", "converged"]
+                   "val_rank1_gain_last_fifth", "train_hours", "hardware", "converged"]
 
 
 def plateau_gain(val_rank1: np.ndarray, epochs: int) -> float:
@@ -133,8 +133,17 @@ def convergence(cfg: Config, runs_dir=None) -> dict:
         **{k: rule[k] for k in ("id_loss_final_per_branch", "id_loss_bound", "val_rank1_final",
                                 "val_rank1_gain_last_fifth")},
         "train_hours": round(train_seconds(cfg, ds, log) / 3600, 2),
+        "hardware": trained_on(log),
         "converged": rule["converged"] and not (out / DIVERGED_NAME).exists(),
     }
+
+
+def trained_on(log: pd.DataFrame) -> str:
+    """The hardware a run's epochs trained on, in order, joined by " + " ("not recorded" for the
+    epochs of logs written before train.fit recorded it)."""
+    if "hardware" not in log:
+        return "not recorded"
+    return " + ".join(dict.fromkeys(log["hardware"].fillna("not recorded")))
 
 
 def convergence_rule(log: pd.DataFrame, epochs: int, num_ids: int) -> dict:
