@@ -139,6 +139,18 @@ def test_the_speed_model_is_none_before_any_run_finishes():
     assert progress.speed_model([]) is None
 
 
+def test_the_speed_model_reads_the_runs_of_this_hardware_when_there_are_any(settings):
+    cfg = settings.config
+    slow = pd.DataFrame({"images_per_s": [10.0, 10.0], "hardware": "AMD EPYC (avx512_bf16)"})
+    fast = pd.DataFrame({"images_per_s": [40.0, 40.0], "hardware": "Xeon (amx_bf16)"})
+    unrecorded = pd.DataFrame({"images_per_s": [20.0, 20.0]})
+    runs = [(cfg, slow), (cfg, fast), (cfg, unrecorded)]
+    assert progress.speed_model(runs, "Xeon (amx_bf16)")(1) == pytest.approx(1 / 40)
+    # none ran here: every finished run counts
+    assert progress.speed_model(runs, "another CPU")(1) == pytest.approx((1 / 10 + 1 / 40 + 1 / 20)
+                                                                        / 3)
+
+
 def test_only_finished_runs_can_fail_the_convergence_rule():
     table = pd.DataFrame({
         "state": [progress.FINISHED, progress.FINISHED, progress.TRAINING, progress.QUEUED],

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from vscr_core.config import Config, Profile, profile_settings
 from vscr_core.experiments import metrics_path, run_dir
@@ -31,12 +32,13 @@ from vscr_core.paper import claims, comparison, distractors, reported, study
 from vscr_core.paper.readme import update_readme
 from vscr_core.paper.results import figure_path, markdown_table, write_table
 from vscr_core.paper.variants import scheduled_variant
+from vscr_core.runtime import describe_hardware
 from vscr_core.train import DIVERGED_NAME, load_data
 
 FINISHED, TRAINING, DIVERGED, QUEUED = "finished", "training", "diverged", "queued"
 PROGRESS_COLUMNS = ["what", "variant", "seed", "run", "state", "epochs_done", "epochs",
-                    "hours_spent", "hours_at_median_speed", "hours_left", "split", "rank1", "mAP",
-                    "converged"]
+                    "hours_spent", "hours_at_median_speed", "hours_left", "hardware", "split",
+                    "rank1", "mAP", "converged"]
 README_START = ("<!-- study progress: written by `python -m vscr_core.paper.progress` "
                 "(vscr_core.paper.progress.readme_section) -->")
 README_END = "<!-- end of study progress -->"
@@ -48,11 +50,15 @@ def _branches(cfg: Config) -> int:
     return len(cfg.model.dilations)
 
 
-def speed_model(finished: list[tuple[Config, pd.DataFrame]]) -> Callable[[int], float] | None:
+def speed_model(finished: list[tuple[Config, pd.DataFrame]],
+                hardware: str | None = None) -> Callable[[int], float] | None:
     """Seconds per training image as a function of the number of res5 branches: the least-squares
     line through each finished run's median logged seconds per image (the median leaves out
     epochs slowed by other work on the machine); a constant with one branch count seen; None
-    with no finished run."""
+    with no finished run. Only the runs trained on `hardware` count when there are any: another
+    CPU's speed says little about this one's (AMX's bf16 doubled the study's speed)."""
+    here = [(cfg, log) for cfg, log in finished if study.trained_on(log) == hardware]
+    finished = here or finished
     if not finished:
         return None
     x = np.array([_branches(cfg) for cfg, _ in finished], dtype=float)
@@ -87,7 +93,7 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
         entries.append((what, cfg, protocol, log, state))
         if state == FINISHED:
             finished.append((cfg, log))
-    seconds_per_image = speed_model(finished)
+    seconds_per_image = speed_model(finished, describe_hardware(torch.device("cpu")))
     ds = load_data(settings.config)  # the study's runs all train on the profile's data set
     rows = []
     for what, cfg, protocol, log, state in entries:
@@ -104,6 +110,7 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
                else epochs_done * images / float(np.median(log["images_per_s"])) / 3600,
                "hours_left": np.nan if seconds_per_image is None
                else left * images * seconds_per_image(_branches(cfg)) / 3600,
+               "hardware": None if log is None else study.trained_on(log),
                "split": protocol["split"], "rank1": np.nan, "mAP": np.nan, "converged": None}
         if state == FINISHED:
             m = json.loads(metrics_path(cfg, protocol, runs_dir=runs_dir).read_text())
@@ -263,8 +270,12 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
              f"as ran (`hours_spent`), {finished['hours_at_median_speed'].sum():.1f} h at each "
              f"run's median epoch speed, what an otherwise idle machine would have needed. Still "
              f"to run: {queued or 'nothing'}; about {left:.1f} h "
-             f"at the median speed the finished runs logged (`hours_left`, "
-             f"`results/study_progress.csv`)."]
+             f"at the median speed the finished runs logged on the machine that wrote this "
+             f"(`hours_left`, `results/study_progress.csv`)."]
+    by_hardware = finished.groupby("hardware", sort=False)["hours_spent"].sum()
+    lines.append("Training hours as ran, by the hardware the runs logged (`hardware` in "
+                 "`results/training_summary.csv`): " + "; ".join(
+                     f"{hw}: {h:.1f} h" for hw, h in by_hardware.items()) + ".")
     for seed, runs in sorted((unconverged or {}).items()):
         epochs = scheduled_variant(settings, "baseline", seed).train.epochs
         what = (f"every run of the seed trains {epochs} epochs, continuing those already "
