@@ -270,8 +270,8 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
              f"as ran (`hours_spent`), {finished['hours_at_median_speed'].sum():.1f} h at each "
              f"run's median epoch speed, what an otherwise idle machine would have needed. Still "
              f"to run: {queued or 'nothing'}; about {left:.1f} h "
-             f"at the median speed the finished runs logged on the machine that wrote this "
-             f"(`hours_left`, `results/study_progress.csv`)."]
+             f"at the median speed the finished runs logged, those trained on this machine's "
+             f"hardware where there are any (`hours_left`, `results/study_progress.csv`)."]
     by_hardware = finished.groupby("hardware", sort=False)["hours_spent"].sum()
     lines.append("Training hours as ran, by the hardware the runs logged (`hardware` in "
                  "`results/training_summary.csv`): " + "; ".join(
