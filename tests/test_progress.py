@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from vscr_core.config import profile, profile_settings
+from vscr_core.config import continued, profile, profile_settings
 from vscr_core.experiments import run_dir
 from vscr_core.paper import claims, comparison, distractors, progress, study
 from vscr_core.paper.variants import variant_config
@@ -149,6 +149,20 @@ def test_the_speed_model_reads_the_runs_of_this_hardware_when_there_are_any(sett
     # none ran here: every finished run counts
     assert progress.speed_model(runs, "another CPU")(1) == pytest.approx((1 / 10 + 1 / 40 + 1 / 20)
                                                                         / 3)
+
+
+def test_the_study_cost_counts_every_record_and_each_epoch_once(settings, tmp_path):
+    base = variant_config(settings.config, "baseline", 0)
+    longer = continued(base, 2)  # its log repeats the 5 epochs of `base`, then adds 2
+    other = variant_config(settings.config, "vscr", 0)
+    for cfg, speeds in ((base, [50.0] * 5), (longer, [50.0] * 5 + [25.0] * 2),
+                        (other, [10.0] * 5)):
+        _fake_run(cfg, tmp_path, cfg.train.epochs, speeds)
+        (run_dir(cfg, tmp_path) / "config.json").write_text(json.dumps(cfg.to_dict()))
+    ds = study.load_data(settings.config)
+    images = study.epoch_images(base, ds)
+    expected = images * (5 / 50 + 2 / 25) + study.epoch_images(other, ds) * 5 / 10
+    assert progress.recorded_hours(settings, tmp_path) == pytest.approx(expected / 3600)
 
 
 def test_only_finished_runs_can_fail_the_convergence_rule():

@@ -16,6 +16,7 @@ reading verdicts as seeds arrive and stopping at the first good one would overst
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import textwrap
 from collections.abc import Callable
@@ -26,7 +27,7 @@ import pandas as pd
 import torch
 
 from vscr_core.config import Config, Profile, profile_settings
-from vscr_core.experiments import metrics_path, run_dir
+from vscr_core.experiments import RUNS_DIR, metrics_path, run_dir
 from vscr_core.files import REPO_ROOT, git_commit
 from vscr_core.paper import claims, comparison, distractors, reported, study
 from vscr_core.paper.readme import update_readme
@@ -120,6 +121,24 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
         rows.append(row)
     table = pd.DataFrame(rows, columns=PROGRESS_COLUMNS)
     return table.drop_duplicates("run", keep="last").reset_index(drop=True)
+
+
+def recorded_hours(settings: Profile, runs_dir=None) -> float:
+    """Training hours as ran of every record of the profile in `runs_dir` (results/runs): the
+    study's runs, the lambda_3 sweep's and those an extension retired, each epoch once (a
+    continued run's log repeats the epochs of the run it continued). What the study has cost."""
+    ds = load_data(settings.config)  # all of the profile's runs train on its data set
+    seen, seconds = set(), 0.0
+    for path in sorted(Path(runs_dir or RUNS_DIR).glob(f"{settings.name}-*/log.csv")):
+        cfg = Config.from_dict(json.loads((path.parent / "config.json").read_text()))
+        images = study.epoch_images(cfg, ds)
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                key = (cfg.name, tuple(row.values()))
+                if key not in seen:
+                    seen.add(key)
+                    seconds += images / float(row["images_per_s"])
+    return seconds / 3600
 
 
 def _claim_so_far(claim: claims.Claim, a: pd.Series, b: pd.Series, paper: float | None) -> dict:
@@ -253,11 +272,12 @@ def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.D
 
 def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                    unconverged: dict[int, list[str]] | None = None,
-                   converged_only: pd.DataFrame | None = None) -> str:
+                   converged_only: pd.DataFrame | None = None,
+                   all_hours: float | None = None) -> str:
     """The README's study progress, in words and tables, from progress_table and claims_so_far;
-    `unconverged` (study.unconverged_at_schedule) says why seeds were extended, and
-    `converged_only` is claims_so_far without the runs that failed the rule (None: none
-    did)."""
+    `unconverged` (study.unconverged_at_schedule) says why seeds were extended,
+    `converged_only` is claims_so_far without the runs that failed the rule (None: none did)
+    and `all_hours` is recorded_hours."""
     study_rows = table[table["what"] != "mscl sweep"]
     finished = study_rows[study_rows["state"] == FINISHED]
     open_rows = study_rows[study_rows["state"] != FINISHED]
@@ -276,6 +296,10 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
     lines.append("Training hours as ran, by the hardware the runs logged (`hardware` in "
                  "`results/training_summary.csv`): " + "; ".join(
                      f"{hw}: {h:.1f} h" for hw, h in by_hardware.items()) + ".")
+    if all_hours is not None:
+        lines[-1] += (f" Every training record under `results/runs/`, the λ3 sweep's and the "
+                      f"runs an extension retired included, each epoch once: {all_hours:.1f} h "
+                      f"as ran.")
     for seed, runs in sorted((unconverged or {}).items()):
         epochs = scheduled_variant(settings, "baseline", seed).train.epochs
         what = (f"every run of the seed trains {epochs} epochs, continuing those already "
@@ -347,7 +371,8 @@ def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") 
         settings, load_data(settings.config).num_train_pids)
     failed = failed_rule(table)
     converged_only = claims_so_far(settings, table[~failed]) if failed.any() else None
-    section = readme_section(table, so_far, settings, unconverged, converged_only)
+    section = readme_section(table, so_far, settings, unconverged, converged_only,
+                             recorded_hours(settings))
     if readme is not None:
         update_readme(readme, section, README_START, README_END)
     return section
