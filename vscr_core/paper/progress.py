@@ -16,7 +16,6 @@ reading verdicts as seeds arrive and stopping at the first good one would overst
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import textwrap
 from collections.abc import Callable
@@ -131,13 +130,11 @@ def recorded_hours(settings: Profile, runs_dir=None) -> float:
     seen, seconds = set(), 0.0
     for path in sorted(Path(runs_dir or RUNS_DIR).glob(f"{settings.name}-*/log.csv")):
         cfg = Config.from_dict(json.loads((path.parent / "config.json").read_text()))
-        images = study.epoch_images(cfg, ds)
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                key = (cfg.name, tuple(row.values()))
-                if key not in seen:
-                    seen.add(key)
-                    seconds += images / float(row["images_per_s"])
+        # an epoch is its row's text: a continued run writes its parent's rows unchanged
+        keys = [(cfg.name, line) for line in path.read_text().splitlines()[1:]]
+        new = [key not in seen for key in keys]
+        seen.update(keys)
+        seconds += study.train_seconds(cfg, ds, pd.read_csv(path)[new])
     return seconds / 3600
 
 
