@@ -161,8 +161,12 @@ def test_the_study_cost_counts_every_record_and_each_epoch_once(settings, tmp_pa
         (run_dir(cfg, tmp_path) / "config.json").write_text(json.dumps(cfg.to_dict()))
     ds = study.load_data(settings.config)
     images = study.epoch_images(base, ds)
-    expected = images * (5 / 50 + 2 / 25) + study.epoch_images(other, ds) * 5 / 10
-    assert progress.recorded_hours(settings, tmp_path) == pytest.approx(expected / 3600)
+    as_ran = images * (5 / 50 + 2 / 25) + study.epoch_images(other, ds) * 5 / 10
+    # `longer`'s median speed is 50 img/s: its two slow epochs count at that speed
+    at_median = images * 7 / 50 + study.epoch_images(other, ds) * 5 / 10
+    hours = progress.recorded_hours(settings, tmp_path)
+    assert hours.as_ran == pytest.approx(as_ran / 3600)
+    assert hours.at_median_speed == pytest.approx(at_median / 3600)
 
 
 def test_only_finished_runs_can_fail_the_convergence_rule():
@@ -191,7 +195,8 @@ def test_tables_2_and_3_join_the_claims_so_far_once_a_seed_pairs(settings, tmp_p
     assert fourth["reported"] == pytest.approx(91.33 - 91.32)  # Table 2's numbers, not Table 4's
     assert pd.isna(so_far.set_index("claim").loc["the view adversary beats the baseline",
                                                   "margin"])
-    text = progress.readme_section(table, so_far, settings)
+    text = progress.readme_section(table, so_far, settings, all_hours=progress.Hours(3.0, 2.0))
+    assert "each epoch once: 2.0 h at each record's median speed, 3.0 h as ran." in text
     assert "| a fourth branch adds little | Table 2 (h) vs (g) | 1 | 0.5 | none (under two " \
            "seeds) | ±1 |" in text
     png = progress.plot_claims_so_far(so_far, tmp_path / "so_far.png")

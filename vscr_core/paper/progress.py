@@ -20,6 +20,7 @@ import json
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -69,6 +70,13 @@ def speed_model(finished: list[tuple[Config, pd.DataFrame]],
     return lambda branches: float(intercept + slope * branches)
 
 
+def _median_speed_seconds(epochs: int, images: int, log: pd.DataFrame) -> float:
+    """`epochs` of `images` each at the log's median images/s: what an otherwise idle machine
+    would have needed. The median leaves out epochs slowed by other work (tests) or stretched
+    by a stop (a study paused for a check, a machine frozen between sittings)."""
+    return epochs * images / float(np.median(log["images_per_s"]))
+
+
 def _state(cfg: Config, protocol: dict, log: pd.DataFrame | None, runs_dir) -> str:
     if (run_dir(cfg, runs_dir) / DIVERGED_NAME).exists():
         return DIVERGED
@@ -104,10 +112,8 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
                "run": run_dir(cfg, runs_dir).name, "state": state, "epochs_done": epochs_done,
                "epochs": cfg.train.epochs,
                "hours_spent": 0.0 if log is None else study.train_seconds(cfg, ds, log) / 3600,
-               # what an otherwise idle machine would have needed: epochs slowed by other work
-               # (tests, a paused study) count at the run's median speed
                "hours_at_median_speed": 0.0 if log is None
-               else epochs_done * images / float(np.median(log["images_per_s"])) / 3600,
+               else _median_speed_seconds(epochs_done, images, log) / 3600,
                "hours_left": np.nan if seconds_per_image is None
                else left * images * seconds_per_image(_branches(cfg)) / 3600,
                "hardware": None if log is None else study.trained_on(log),
@@ -122,20 +128,27 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
     return table.drop_duplicates("run", keep="last").reset_index(drop=True)
 
 
-def recorded_hours(settings: Profile, runs_dir=None) -> float:
-    """Training hours as ran of every record of the profile in `runs_dir` (results/runs): the
-    study's runs, the lambda_3 sweep's and those an extension retired, each epoch once (a
-    continued run's log repeats the epochs of the run it continued). What the study has cost."""
+class Hours(NamedTuple):
+    as_ran: float  # wall time of the training steps: a paused study's stop counts too
+    at_median_speed: float  # each epoch at its record's median speed
+
+
+def recorded_hours(settings: Profile, runs_dir=None) -> Hours:
+    """Training hours of every record of the profile in `runs_dir` (results/runs): the study's
+    runs, the lambda_3 sweep's and those an extension retired, each epoch once (a continued
+    run's log repeats the epochs of the run it continued). What the study has cost."""
     ds = load_data(settings.config)  # all of the profile's runs train on its data set
-    seen, seconds = set(), 0.0
+    seen, as_ran, at_median = set(), 0.0, 0.0
     for path in sorted(Path(runs_dir or RUNS_DIR).glob(f"{settings.name}-*/log.csv")):
         cfg = Config.from_dict(json.loads((path.parent / "config.json").read_text()))
+        log = pd.read_csv(path)
         # an epoch is its row's text: a continued run writes its parent's rows unchanged
         keys = [(cfg.name, line) for line in path.read_text().splitlines()[1:]]
         new = [key not in seen for key in keys]
         seen.update(keys)
-        seconds += study.train_seconds(cfg, ds, pd.read_csv(path)[new])
-    return seconds / 3600
+        as_ran += study.train_seconds(cfg, ds, log[new])
+        at_median += _median_speed_seconds(sum(new), study.epoch_images(cfg, ds), log)
+    return Hours(as_ran / 3600, at_median / 3600)
 
 
 def _claim_so_far(claim: claims.Claim, a: pd.Series, b: pd.Series, paper: float | None) -> dict:
@@ -270,7 +283,7 @@ def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.D
 def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                    unconverged: dict[int, list[str]] | None = None,
                    converged_only: pd.DataFrame | None = None,
-                   all_hours: float | None = None) -> str:
+                   all_hours: Hours | None = None) -> str:
     """The README's study progress, in words and tables, from progress_table and claims_so_far;
     `unconverged` (study.unconverged_at_schedule) says why seeds were extended,
     `converged_only` is claims_so_far without the runs that failed the rule (None: none did)
@@ -289,14 +302,21 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
              f"to run: {queued or 'nothing'}; about {left:.1f} h "
              f"at the median speed the finished runs logged, those trained on this machine's "
              f"hardware where there are any (`hours_left`, `results/study_progress.csv`)."]
-    by_hardware = finished.groupby("hardware", sort=False)["hours_spent"].sum()
-    lines.append("Training hours as ran, by the hardware the runs logged (`hardware` in "
-                 "`results/training_summary.csv`): " + "; ".join(
-                     f"{hw}: {h:.1f} h" for hw, h in by_hardware.items()) + ".")
+    by_hardware = finished.groupby("hardware", sort=False)[["hours_spent",
+                                                            "hours_at_median_speed"]].sum()
+    lines.append("Training hours as ran and at median speed, by the hardware the runs logged "
+                 "(`hardware` in `results/training_summary.csv`): " + "; ".join(
+                     f"{hw}: {h['hours_spent']:.1f} h and {h['hours_at_median_speed']:.1f} h"
+                     for hw, h in by_hardware.iterrows()) + ".")
     if all_hours is not None:
         lines[-1] += (f" Every training record under `results/runs/`, the λ3 sweep's and the "
-                      f"runs an extension retired included, each epoch once: {all_hours:.1f} h "
-                      f"as ran.")
+                      f"runs an extension retired included, each epoch once: "
+                      f"{all_hours.at_median_speed:.1f} h at each record's median speed, "
+                      f"{all_hours.as_ran:.1f} h as ran.")
+    lines.append("Hours as ran are the wall time of the logged epochs, so they include the "
+                 "stops of the study: paused while the test suite was timed on a clean clone, "
+                 "or held with the machine between two sittings. The hours at median speed leave "
+                 "those out and are the study's machine time.")
     for seed, runs in sorted((unconverged or {}).items()):
         epochs = scheduled_variant(settings, "baseline", seed).train.epochs
         what = (f"every run of the seed trains {epochs} epochs, continuing those already "
