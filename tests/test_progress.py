@@ -197,6 +197,7 @@ def test_tables_2_and_3_join_the_claims_so_far_once_a_seed_pairs(settings, tmp_p
                                                   "margin"])
     text = progress.readme_section(table, so_far, settings, all_hours=progress.Hours(3.0, 2.0))
     assert "each epoch once: 2.0 h at each record's median speed, 3.0 h as ran." in text
+    assert "| test mAP (%) | hours as ran | hours at median speed |" in text
     assert "| a fourth branch adds little | Table 2 (h) vs (g) | 1 | 0.5 | none (under two " \
            "seeds) | ±1 |" in text
     png = progress.plot_claims_so_far(so_far, tmp_path / "so_far.png")

@@ -337,7 +337,8 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                   zip(shown["state"], shown["epochs_done"], shown["epochs"])],
         "converged": shown["converged"].map({True: "yes", False: "no"}),
         "test rank-1 (%)": shown["rank1"].round(2), "test mAP (%)": shown["mAP"].round(2),
-        "hours": shown["hours_spent"].round(2)})
+        "hours as ran": shown["hours_spent"].round(2),
+        "hours at median speed": shown["hours_at_median_speed"].round(2)})
     lines.append(markdown_table(runs))
     n_seeds, n_table2 = len(settings.seeds), len(settings.table2_seed_list())
     lines.append(
