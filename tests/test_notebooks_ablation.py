@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
 
 from vscr_core.paper import ablation, results
 
@@ -54,3 +57,31 @@ def test_02_and_03_tables(notebook_env, run_notebook):
                                                    "smoke-vscr-s0"]
     assert by4.loc["vscr", "rank1_reported"] == 91.98 and by4.loc["vscr", "mAP_reported"] == 95.21
     assert (out_dir / "figures" / "table4_variants.png").stat().st_size > 10_000
+
+
+def _runs(values: dict[str, list[float]]) -> pd.DataFrame:
+    """One row per (variant, seed), every metric set to the value."""
+    return pd.DataFrame([{"variant": v, "seed": s, "feature_dim": 512,
+                          **dict.fromkeys(ablation.METRICS, x)}
+                         for v, xs in values.items() for s, x in enumerate(xs)])
+
+
+def test_table4_statement_gives_each_difference_its_paired_interval_and_no_verdict():
+    runs = _runs({"baseline": [40.0, 42.0, 41.0], "view_adversary": [41.0, 44.0, 41.5],
+                  "multi_scale": [40.0, 42.0, 41.0], "vscr": [39.0, 42.5, 41.0]})
+    table = ablation.table4(runs, "synth",
+                            dict.fromkeys(ablation.METRICS, 0.01))
+    text = ablation.table4_statement(table, runs, "test")
+    d = np.array([1.0, 2.0, 0.5])  # view adversary - baseline, seed by seed
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert (f"view adversary over the baseline: +1.17 points rank1, 95 % interval "
+            f"[{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] over 3 paired seeds") in text
+    assert "higher" not in text and "lower" not in text and "spread" not in text
+
+
+def test_a_comparison_from_one_seed_has_no_interval():
+    runs = _runs({"baseline": [40.0], "view3": [41.0], "view_adversary": [43.0]})
+    table = ablation.table3(runs, "synth",
+                            dict.fromkeys(ablation.METRICS, 0.01), 4)
+    text = ablation.table3_statement(table, runs, "val")
+    assert "4-view over 3-view: +2.00 points rank1 (one seed: no interval)" in text

@@ -15,7 +15,7 @@ import pandas as pd
 
 from vscr_core.data.registry import dataset_spec
 from vscr_core.model import feature_dim
-from vscr_core.paper import reported
+from vscr_core.paper import claims, reported
 from vscr_core.paper.variants import TABLE2, TABLE4, VARIANTS, table3_variants
 
 METRICS = ("rank1", "rank5", "rank10", "mAP")
@@ -115,16 +115,14 @@ def _score(row, k: str) -> str:
     return f"{row[f'{k}_measured']:.2f}{spread}"
 
 
-def _compare(table: pd.DataFrame, a: str, b: str, k: str = "rank1") -> str:
-    """'b vs a: +x.xx points (beyond / within the seed spread)' from the measured columns."""
-    ra = table.set_index("variant").loc[a]
-    rb = table.set_index("variant").loc[b]
-    diff = rb[f"{k}_measured"] - ra[f"{k}_measured"]
-    spread = np.nanmax([ra.get(f"{k}_measured_std", np.nan), rb.get(f"{k}_measured_std", np.nan),
-                        0.0])
-    verdict = ("within the spread between seeds" if spread and abs(diff) <= spread
-               else "higher" if diff > 0 else "lower" if diff < 0 else "equal")
-    return f"{diff:+.2f} points {k} ({verdict})" if spread else f"{diff:+.2f} points {k}"
+def _compare(runs: pd.DataFrame, a: str, b: str, k: str = "rank1") -> str:
+    """B - A in points of `k` with its 95 % interval over the seeds, paired where both variants
+    ran the same ones (claims.difference_interval). No verdict: notebook 09 reads those."""
+    iv = claims.difference_interval(claims.per_seed(runs, a, k), claims.per_seed(runs, b, k))
+    if np.isnan(iv.low):
+        return f"{iv.mean:+.2f} points {k} (one seed: no interval)"
+    return (f"{iv.mean:+.2f} points {k}, 95 % interval [{iv.low:+.2f}, {iv.high:+.2f}] over "
+            f"{iv.n_seeds} {'paired ' if iv.paired else ''}seeds")
 
 
 def _lines(table: pd.DataFrame, metrics, split: str) -> list[str]:
@@ -140,8 +138,9 @@ def _lines(table: pd.DataFrame, metrics, split: str) -> list[str]:
     return out
 
 
-def table2_statement(table: pd.DataFrame, split: str = "val") -> str:
-    """Table 2 in words: each row, then the paper's four comparisons on the measured columns."""
+def table2_statement(table: pd.DataFrame, runs: pd.DataFrame, split: str = "val") -> str:
+    """Table 2 in words: each row (table2), then the paper's comparisons measured on the runs
+    (ablation_runs) beside its reported differences."""
     out = _lines(table, ("rank1", "mAP"), split)
     for a, b, what in (("t2_d", "t2_e", "MSCL instead of fusing (e vs d)"),
                        ("t2_c", "t2_e", "separate instead of shared weights (e vs c)"),
@@ -149,7 +148,7 @@ def table2_statement(table: pd.DataFrame, split: str = "val") -> str:
                        ("t2_f", "multi_scale", "MSCL instead of fusing, 3 branches (g vs f)"),
                        ("multi_scale", "t2_h", "a fourth branch (h vs g)"),
                        ("baseline", "multi_scale", "(g) over the baseline (a)")):
-        out.append(f"{what}: {_compare(table, a, b)}; the paper: "
+        out.append(f"{what}: {_compare(runs, a, b)}; the paper: "
                    f"{_reported_diff(table, a, b)}.")
     return "\n".join(out)
 
@@ -162,22 +161,22 @@ def _reported_diff(table: pd.DataFrame, a: str, b: str, k: str = "rank1") -> str
     return f"{diff:+.2f} points {k} ({t.loc[a, 'reported_on']})"
 
 
-def table3_statement(table: pd.DataFrame, split: str = "val") -> str:
+def table3_statement(table: pd.DataFrame, runs: pd.DataFrame, split: str = "val") -> str:
     out = _lines(table, METRICS, split)
     if "view3" in set(table["variant"]):
-        out.append(f"3-view adversary over the baseline: {_compare(table, 'baseline', 'view3')}; "
+        out.append(f"3-view adversary over the baseline: {_compare(runs, 'baseline', 'view3')}; "
                    f"the paper: {_reported_diff(table, 'baseline', 'view3')}.")
-        out.append(f"4-view over 3-view: {_compare(table, 'view3', 'view_adversary')}; the "
+        out.append(f"4-view over 3-view: {_compare(runs, 'view3', 'view_adversary')}; the "
                    f"paper: {_reported_diff(table, 'view3', 'view_adversary')}.")
     return "\n".join(out)
 
 
-def table4_statement(table: pd.DataFrame, split: str = "val") -> str:
+def table4_statement(table: pd.DataFrame, runs: pd.DataFrame, split: str = "val") -> str:
     out = _lines(table, METRICS, split)
     for a, b, what in (("baseline", "view_adversary", "view adversary over the baseline"),
                        ("baseline", "multi_scale", "multi-scale over the baseline"),
                        ("multi_scale", "vscr", "VSCR over multi-scale alone"),
                        ("baseline", "vscr", "VSCR over the baseline")):
-        out.append(f"{what}: {_compare(table, a, b)}, {_compare(table, a, b, 'mAP')}; the paper: "
+        out.append(f"{what}: {_compare(runs, a, b)}; {_compare(runs, a, b, 'mAP')}; the paper: "
                    f"{_reported_diff(table, a, b)}.")
     return "\n".join(out)
