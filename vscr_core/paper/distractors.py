@@ -136,7 +136,7 @@ def plot_distractors(df: pd.DataFrame, out_png) -> Path:
     seeds = sorted(int(x) for x in df["seed"].unique())
     spread = f"mean of seeds {seeds}, band: their range" if len(seeds) > 1 else f"seed {seeds[0]}"
     fig.suptitle(f"Fig. 8: {df['evaluated_on'].iloc[0]}, {df['queries'].iloc[0]} queries, "
-                 f"{spread} (the paper: UAV-VeID, up to 300K distractors)")
+                 f"{spread}\n(the paper: UAV-VeID, up to 300K distractors)")
     return save_figure(fig, out_png)
 
 
