@@ -259,10 +259,11 @@ def mscl_choice(sweep: pd.DataFrame) -> tuple[str, float] | None:
     return str(best["mscl_reduction"]), float(best["mscl_weight"])
 
 
-def plot_learning_curves(logs: dict[tuple[str, int], pd.DataFrame], path: Path, title: str
-                         ) -> Path:
+def plot_learning_curves(logs: dict[tuple[str, int], pd.DataFrame], path: Path, title: str,
+                         num_ids: int | None = None) -> Path:
     """Per run, keyed (variant, seed): each branch's ID loss and the validation rank-1 against
-    the epoch; one colour per variant, one line per seed (dotted: side branches)."""
+    the epoch; one colour per variant, one line per seed (dotted: side branches). With the
+    number of training identities, the ID loss bound of the convergence rule is drawn too."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -285,6 +286,9 @@ def plot_learning_curves(logs: dict[tuple[str, int], pd.DataFrame], path: Path, 
         if "val_rank1" in log:
             ax_val.plot(log["epoch"], log["val_rank1"], color=colours[variant], lw=0.9,
                         label=label)
+    if num_ids is not None:
+        ax_loss.axhline(ID_LOSS_FRACTION * math.log(num_ids), color="k", ls="--", lw=1,
+                        label=f"convergence bound: {ID_LOSS_FRACTION:g} ln {num_ids}")
     ax_loss.set(xlabel="epoch", ylabel="ID loss per branch (dotted: side branches)",
                 title="ID loss")
     ax_val.set(xlabel="epoch", ylabel="validation rank-1 (%)", title="validation rank-1")
