@@ -241,3 +241,19 @@ def test_fig6_absolute_accuracy_is_compared_only_on_the_papers_setting(tmp_path,
         assert level["measured"] == pytest.approx(59.0) and level["ci_low"] < 59.0
     else:  # measured minus reported, far below the margin
         assert level["measured"] == pytest.approx(59.0 - 98.29)
+
+
+def test_the_results_section_says_how_the_study_trained_and_how_to_rerun_it(tmp_path):
+    summary = pd.DataFrame({"run": ["cpu-baseline-s0", "cpu-vscr-s0", "cpu-vscr-s1"],
+                            "train_hours": [1.0, 2.0, 3.0],
+                            "train_hours_at_median_speed": [0.5, 1.0, 1.5],
+                            "hardware": ["AMD", "Xeon", "Xeon"],
+                            "converged": [True, False, True]})
+    assert sections._study_section(tmp_path) == []  # quick and smoke have no summary
+    results.write_table(summary, "training_summary", tmp_path, {})
+    text = "\n".join(sections._study_section(tmp_path, reproduce_minutes=12.4))
+    assert "trained for 3.0 h at each run's median epoch speed (6.0 h as ran" in text
+    assert "AMD: 0.5 h; Xeon: 2.5 h" in text
+    assert "2 of them met the convergence rule" in text and "not converged: `cpu-vscr-s0`." in text
+    assert "`.venv/bin/python -m vscr_core.paper.study --profile cpu`" in text
+    assert "took 12 min on " in text

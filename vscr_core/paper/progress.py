@@ -70,13 +70,6 @@ def speed_model(finished: list[tuple[Config, pd.DataFrame]],
     return lambda branches: float(intercept + slope * branches)
 
 
-def _median_speed_seconds(epochs: int, images: int, log: pd.DataFrame) -> float:
-    """`epochs` of `images` each at the log's median images/s: what an otherwise idle machine
-    would have needed. The median leaves out epochs slowed by other work (tests) or stretched
-    by a stop (a study paused for a check, a machine frozen between sittings)."""
-    return epochs * images / float(np.median(log["images_per_s"]))
-
-
 def _state(cfg: Config, protocol: dict, log: pd.DataFrame | None, runs_dir) -> str:
     if (run_dir(cfg, runs_dir) / DIVERGED_NAME).exists():
         return DIVERGED
@@ -113,7 +106,7 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
                "epochs": cfg.train.epochs,
                "hours_spent": 0.0 if log is None else study.train_seconds(cfg, ds, log) / 3600,
                "hours_at_median_speed": 0.0 if log is None
-               else _median_speed_seconds(epochs_done, images, log) / 3600,
+               else study.median_speed_seconds(epochs_done, images, log) / 3600,
                "hours_left": np.nan if seconds_per_image is None
                else left * images * seconds_per_image(_branches(cfg)) / 3600,
                "hardware": None if log is None else study.trained_on(log),
@@ -147,7 +140,7 @@ def recorded_hours(settings: Profile, runs_dir=None) -> Hours:
         new = [key not in seen for key in keys]
         seen.update(keys)
         as_ran += study.train_seconds(cfg, ds, log[new])
-        at_median += _median_speed_seconds(sum(new), study.epoch_images(cfg, ds), log)
+        at_median += study.median_speed_seconds(sum(new), study.epoch_images(cfg, ds), log)
     return Hours(as_ran / 3600, at_median / 3600)
 
 

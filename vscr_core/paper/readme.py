@@ -7,11 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from vscr_core.files import atomic_write_bytes
 from vscr_core.paper import reported
 from vscr_core.paper.claims import EQUIVALENCE_MARGIN, resolution_statement, tested
 from vscr_core.paper.results import markdown_table, read_table, table_path
+from vscr_core.paper.study import ID_LOSS_FRACTION, PLATEAU_POINTS
+from vscr_core.runtime import describe_hardware
 
 RESULTS_START = ("<!-- results: written by `make reproduce` "
                  "(vscr_core.paper.readme.results_section) -->")
@@ -34,9 +37,11 @@ def _pm(df: pd.DataFrame, k: str) -> list[str]:
             for m, s in zip(df[f"{k}_measured"], std)]
 
 
-def results_section(out_dir=None) -> str:
+def results_section(out_dir=None, reproduce_minutes: float | None = None) -> str:
     """The README's results: Tables 4, 2 and 5 (measured beside reported) and the claims with
-    their intervals, read from the tables under out_dir."""
+    their intervals, read from the tables under out_dir; then, for the converged study, how its
+    models trained and how to rerun it (`reproduce_minutes`: the wall time of the
+    `make reproduce` that wrote it)."""
     t4, meta = read_table("table4_variants", out_dir)
     t2, meta2 = read_table("table2_branch_ablation", out_dir)
     t5, _ = read_table("table5_uav_test", out_dir)
@@ -71,7 +76,39 @@ def results_section(out_dir=None) -> str:
         markdown_table(claims),
         *_converged_section(out_dir),
         resolution_statement(read_table("table4_resolution", out_dir)[0]),
+        *_study_section(out_dir, reproduce_minutes),
     ])
+
+
+def _study_section(out_dir=None, reproduce_minutes: float | None = None) -> list[str]:
+    """How the study's models were trained and how to rerun it: training hours by hardware,
+    convergence, the commands, and this `make reproduce`'s own wall time. Nothing for a profile
+    without a training summary (quick, smoke)."""
+    if not table_path("training_summary", out_dir).is_file():
+        return []
+    runs = read_table("training_summary", out_dir)[0]
+    hours = runs.groupby("hardware", sort=False)[["train_hours_at_median_speed",
+                                                   "train_hours"]].sum()
+    failed = runs.loc[~runs["converged"].astype(bool), "run"]
+    lines = [
+        f"The {len(runs)} study runs behind Tables 2-4 and Fig. 8 (`results/training_summary.csv`) "
+        f"trained for {runs['train_hours_at_median_speed'].sum():.1f} h at each run's median "
+        f"epoch speed ({runs['train_hours'].sum():.1f} h as ran, which counts the study's "
+        f"pauses), by the hardware their logs name: " + "; ".join(
+            f"{hw}: {h['train_hours_at_median_speed']:.1f} h" for hw, h in hours.iterrows())
+        + f". {len(runs) - len(failed)} of them met the convergence rule (every branch's ID loss "
+        f"at most {ID_LOSS_FRACTION:g} ln(training identities), validation rank-1 rising at most "
+        f"{PLATEAU_POINTS:g} point over the last fifth)"
+        + (f"; not converged: {', '.join(f'`{r}`' for r in failed)}." if len(failed) else ".")
+        + " The progress section above adds the λ3 sweep and the runs an extension retired.",
+        "To rerun it: `.venv/bin/python -m vscr_core.paper.study --profile cpu` trains every run "
+        "that is not cached under `results/runs/` (it can be stopped and restarted), then "
+        "`make reproduce PROFILE=cpu` executes the notebooks and rewrites this section."]
+    if reproduce_minutes is not None:
+        lines[-1] += (f" The `make reproduce PROFILE=cpu` that wrote this section took "
+                      f"{reproduce_minutes:.0f} min on {describe_hardware(torch.device('cpu'))}, "
+                      f"including the training of any run it did not find cached.")
+    return lines
 
 
 def _converged_section(out_dir=None) -> list[str]:

@@ -53,7 +53,8 @@ def reproduce(profile: str = "quick", out_dir=None, only=None) -> list[Path]:
         from vscr_core.paper import readme as sections
 
         readme = REPO_ROOT / "README.md"
-        sections.update_readme(readme, sections.results_section(), sections.RESULTS_START,
-                               sections.RESULTS_END)
+        minutes = (time.perf_counter() - tic) / 60
+        sections.update_readme(readme, sections.results_section(reproduce_minutes=minutes),
+                               sections.RESULTS_START, sections.RESULTS_END)
         print(f"updated the results section of {readme}")
     return written

@@ -54,7 +54,8 @@ PLATEAU_POINTS = 1.0
 # training_summary.csv: one row per finished study run (`convergence`)
 SUMMARY_COLUMNS = ["run", "variant", "seed", "image_size", "epochs", "num_train_ids",
                    "id_loss_final_per_branch", "id_loss_bound", "val_rank1_final",
-                   "val_rank1_gain_last_fifth", "train_hours", "hardware", "converged"]
+                   "val_rank1_gain_last_fifth", "train_hours", "train_hours_at_median_speed",
+                   "hardware", "converged"]
 
 
 def plateau_gain(val_rank1: np.ndarray, epochs: int) -> float:
@@ -133,6 +134,8 @@ def convergence(cfg: Config, runs_dir=None) -> dict:
         **{k: rule[k] for k in ("id_loss_final_per_branch", "id_loss_bound", "val_rank1_final",
                                 "val_rank1_gain_last_fifth")},
         "train_hours": round(train_seconds(cfg, ds, log) / 3600, 2),
+        "train_hours_at_median_speed": round(
+            median_speed_seconds(len(log), epoch_images(cfg, ds), log) / 3600, 2),
         "hardware": trained_on(log),
         "converged": rule["converged"] and not (out / DIVERGED_NAME).exists(),
     }
@@ -198,6 +201,13 @@ def train_seconds(cfg: Config, ds, log: pd.DataFrame) -> float:
     and checkpoints are left out (a few % of an epoch here); an epoch slowed by another process
     on the machine counts as it ran."""
     return float((epoch_images(cfg, ds) / log["images_per_s"]).sum())
+
+
+def median_speed_seconds(epochs: int, images: int, log: pd.DataFrame) -> float:
+    """`epochs` of `images` each at the log's median images/s: what an otherwise idle machine
+    would have needed. The median leaves out epochs slowed by other work (tests) or stretched
+    by a stop (a study paused for a check, a machine held between two sittings)."""
+    return epochs * images / float(np.median(log["images_per_s"]))
 
 
 def epoch_images(cfg: Config, ds) -> int:
@@ -355,7 +365,8 @@ def write_tables(settings: Profile, seeds=None, out_dir=None) -> None:
     write_table(summary, "training_summary", out_dir, prov)
     print(f"wrote mscl_sweep ({len(sweep)} runs) and training_summary ({len(summary)} runs, "
           f"{int(summary['converged'].sum()) if len(summary) else 0} converged, "
-          f"{summary['train_hours'].sum():.1f} h of training)", flush=True)
+          f"{summary['train_hours_at_median_speed'].sum():.1f} h of training at median speed)",
+          flush=True)
 
 
 if __name__ == "__main__":
