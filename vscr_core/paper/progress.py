@@ -306,10 +306,10 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                       f"runs an extension retired included, each epoch once: "
                       f"{all_hours.at_median_speed:.1f} h at each record's median speed, "
                       f"{all_hours.as_ran:.1f} h as ran.")
-    lines.append("Hours as ran are the wall time of the logged epochs, so they include the "
-                 "stops of the study: paused while the test suite was timed on a clean clone, "
-                 "or held with the machine between two sittings. The hours at median speed leave "
-                 "those out and are the study's machine time.")
+    lines.append("Hours as ran are the wall time of the logged epochs, so they include every "
+                 "stop of the study, mostly pauses while the test suite and the notebooks ran "
+                 "on a clean clone to be timed. The hours at median speed leave those out and "
+                 "are the study's machine time.")
     for seed, runs in sorted((unconverged or {}).items()):
         epochs = scheduled_variant(settings, "baseline", seed).train.epochs
         what = (f"every run of the seed trains {epochs} epochs, continuing those already "

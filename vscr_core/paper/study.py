@@ -205,8 +205,8 @@ def train_seconds(cfg: Config, ds, log: pd.DataFrame) -> float:
 
 def median_speed_seconds(epochs: int, images: int, log: pd.DataFrame) -> float:
     """`epochs` of `images` each at the log's median images/s: what an otherwise idle machine
-    would have needed. The median leaves out epochs slowed by other work (tests) or stretched
-    by a stop (a study paused for a check, a machine held between two sittings)."""
+    would have needed. The median leaves out epochs slowed by other work or stretched by a
+    stop of the process (a study paused while a check runs)."""
     return epochs * images / float(np.median(log["images_per_s"]))
 
 
