@@ -16,6 +16,7 @@ reading verdicts as seeds arrive and stopping at the first good one would overst
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import textwrap
 from collections.abc import Callable
@@ -134,9 +135,10 @@ def recorded_hours(settings: Profile, runs_dir=None) -> Hours:
     seen, as_ran, at_median = set(), 0.0, 0.0
     for path in sorted(Path(runs_dir or RUNS_DIR).glob(f"{settings.name}-*/log.csv")):
         cfg = Config.from_dict(json.loads((path.parent / "config.json").read_text()))
-        log = pd.read_csv(path)
+        text = path.read_text()
+        log = pd.read_csv(io.StringIO(text))
         # an epoch is its row's text: a continued run writes its parent's rows unchanged
-        keys = [(cfg.name, line) for line in path.read_text().splitlines()[1:]]
+        keys = [(cfg.name, line) for line in text.splitlines()[1:]]
         new = [key not in seen for key in keys]
         seen.update(keys)
         as_ran += study.train_seconds(cfg, ds, log[new])

@@ -149,6 +149,12 @@ def trained_on(log: pd.DataFrame) -> str:
     return " + ".join(dict.fromkeys(log["hardware"].fillna("not recorded")))
 
 
+def id_loss_bound(num_ids: int) -> float:
+    """The convergence rule's bound on every branch's final ID loss: ID_LOSS_FRACTION x
+    ln(num_ids), a fraction of a uniform guess's loss over `num_ids` training identities."""
+    return ID_LOSS_FRACTION * math.log(num_ids)
+
+
 def convergence_rule(log: pd.DataFrame, epochs: int, num_ids: int) -> dict:
     """A log of `epochs` scheduled epochs under the rule: every branch's final ID loss at most
     ID_LOSS_FRACTION x ln(num_ids), and validation rank-1's gain over the last fifth of training
@@ -160,7 +166,7 @@ def convergence_rule(log: pd.DataFrame, epochs: int, num_ids: int) -> dict:
     curve = log["val_rank1"] if "val_rank1" in log else None
     gain = plateau_gain(curve.to_numpy(), epochs) if curve is not None and complete \
         else float("nan")
-    bound = ID_LOSS_FRACTION * math.log(num_ids)
+    bound = id_loss_bound(num_ids)
     return {
         "id_loss_final_per_branch": max(id_final) if id_final else np.nan,  # the worst branch
         "id_loss_bound": round(bound, 3),
@@ -297,7 +303,7 @@ def plot_learning_curves(logs: dict[tuple[str, int], pd.DataFrame], path: Path, 
             ax_val.plot(log["epoch"], log["val_rank1"], color=colours[variant], lw=0.9,
                         label=label)
     if num_ids is not None:
-        ax_loss.axhline(ID_LOSS_FRACTION * math.log(num_ids), color="k", ls="--", lw=1,
+        ax_loss.axhline(id_loss_bound(num_ids), color="k", ls="--", lw=1,
                         label=f"convergence bound: {ID_LOSS_FRACTION:g} ln {num_ids}")
     ax_loss.set(xlabel="epoch", ylabel="ID loss per branch (dotted: side branches)",
                 title="ID loss")
