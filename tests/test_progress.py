@@ -202,3 +202,17 @@ def test_tables_2_and_3_join_the_claims_so_far_once_a_seed_pairs(settings, tmp_p
            "seeds) | ±1 |" in text
     png = progress.plot_claims_so_far(so_far, tmp_path / "so_far.png")
     assert png.stat().st_size > 10_000
+
+
+def test_the_training_summary_totals_the_same_hours_as_the_progress_table(settings, tmp_path):
+    # the README quotes both totals; rounding each run's hours must not drift them apart
+    for name, speed in (("baseline", 47.0), ("view_adversary", 53.0), ("vscr", 31.0)):
+        for seed in settings.seeds:
+            _fake_run(variant_config(settings.config, name, seed), tmp_path, EPOCHS, speed, 45.0)
+    finished = progress.progress_table(settings, runs_dir=tmp_path)
+    finished = finished[finished["state"] == progress.FINISHED]
+    summary = study.training_summary(settings, tmp_path)
+    assert len(summary) == len(finished) == 6
+    for column, total in (("train_hours", "hours_spent"),
+                          ("train_hours_at_median_speed", "hours_at_median_speed")):
+        assert summary[column].sum() == pytest.approx(finished[total].sum(), abs=1e-3)

@@ -133,10 +133,10 @@ def convergence(cfg: Config, runs_dir=None) -> dict:
         "epochs": int(log["epoch"].iloc[-1]), "num_train_ids": ds.num_train_pids,
         **{k: rule[k] for k in ("id_loss_final_per_branch", "id_loss_bound", "val_rank1_final",
                                 "val_rank1_gain_last_fifth")},
-        # 3 decimals: summed over the study, 2 drifted 0.1 h from the progress section's total
-        "train_hours": round(train_seconds(cfg, ds, log) / 3600, 3),
+        # 4 decimals: the study's total of these rounded hours matches the progress section's
+        "train_hours": round(train_seconds(cfg, ds, log) / 3600, 4),
         "train_hours_at_median_speed": round(
-            median_speed_seconds(len(log), epoch_images(cfg, ds), log) / 3600, 3),
+            median_speed_seconds(len(log), epoch_images(cfg, ds), log) / 3600, 4),
         "hardware": trained_on(log),
         "converged": rule["converged"] and not (out / DIVERGED_NAME).exists(),
     }
