@@ -209,8 +209,7 @@ def test_the_training_summary_totals_the_same_hours_as_the_progress_table(settin
     for name, speed in (("baseline", 47.0), ("view_adversary", 53.0), ("vscr", 31.0)):
         for seed in settings.seeds:
             _fake_run(variant_config(settings.config, name, seed), tmp_path, EPOCHS, speed, 45.0)
-    finished = progress.progress_table(settings, runs_dir=tmp_path)
-    finished = finished[finished["state"] == progress.FINISHED]
+    finished = progress._finished_study(progress.progress_table(settings, runs_dir=tmp_path))
     summary = study.training_summary(settings, tmp_path)
     assert len(summary) == len(finished) == 6
     for column, total in (("train_hours", "hours_spent"),

@@ -284,7 +284,7 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
     `converged_only` is claims_so_far without the runs that failed the rule (None: none did)
     and `all_hours` is recorded_hours."""
     study_rows = table[table["what"] != "mscl sweep"]
-    finished = study_rows[study_rows["state"] == FINISHED]
+    finished = _finished_study(table)
     open_rows = study_rows[study_rows["state"] != FINISHED]
     n_conv = int(finished["converged"].astype(bool).sum())
     left = open_rows["hours_left"].sum()
