@@ -110,12 +110,18 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     assert "none (under two seeds)" in text and "| Fig. 8 | 2 | 3.0 |" in text
     assert "extension" not in text
 
-    unconverged = {1: ["smoke-baseline-s1-x"]}
+    unconverged = {1: [["smoke-baseline-s1-x"]]}
     pending = progress.readme_section(full, both, settings, unconverged)
-    assert "`smoke-baseline-s1-x` failed" in pending and "still to be extended" in pending
-    extended = replace(settings, extended_seeds=(1,))
+    assert f"failed at the scheduled {EPOCHS} epochs for `smoke-baseline-s1-x`" in pending
+    assert f"still to be extended to {EPOCHS + 1} epochs" in pending
+    extended = replace(settings, extensions={1: 1})
     done = progress.readme_section(full, both, extended, unconverged)
     assert f"every run of the seed trains {EPOCHS + 1} epochs" in done and "again" not in done
+    # a second extension: both rounds' failures are named, and the seed trains two fifths more
+    twice = progress.readme_section(full, both, replace(settings, extensions={1: 2}),
+                                    {1: [["smoke-baseline-s1-x"], ["smoke-vscr-s1-y"]]})
+    assert f"at {EPOCHS + 1} epochs for `smoke-vscr-s1-y`" in twice
+    assert f"every run of the seed trains {EPOCHS + 2} epochs" in twice
     vscr_failed = full.assign(converged=(full["variant"] != "vscr") | (full["seed"] != 1))
     again = progress.readme_section(vscr_failed, both, extended, unconverged)
     assert f"At {EPOCHS + 1} epochs the rule failed again for vscr, reported as" in again

@@ -242,18 +242,20 @@ def test_a_continued_config_keeps_the_schedule_it_continues():
         continued(cfg, 0)
 
 
-def test_an_extended_seed_trains_every_variant_a_fifth_longer():
+def test_an_extended_seed_trains_every_variant_a_fifth_longer_per_extension():
     settings = profile_settings("cpu")
-    extended = set(settings.extended_seeds)
-    assert extended == {0, 2}
+    assert settings.extensions == {0: 2, 2: 2}
     epochs = {(w, c.train.seed, c.name): c.train.epochs for w, c, _ in study.queue(settings)}
-    assert {e for (w, s, _), e in epochs.items() if w != "mscl sweep" and s in extended} == {38}
-    assert {e for (w, s, _), e in epochs.items() if w != "mscl sweep" and s not in extended} \
-        == {32}
+    for seed in settings.seeds:
+        assert {e for (w, s, _), e in epochs.items() if w != "mscl sweep" and s == seed} \
+            == {32 + 6 * settings.extensions.get(seed, 0)}, seed
     # the runs of the other seeds keep their committed folders
-    for seed in sorted(set(settings.seeds) - extended):
+    for seed in sorted(set(settings.seeds) - set(settings.extensions)):
         cfg = scheduled_variant(settings, "baseline", seed)
         assert (run_dir(cfg) / "log.csv").is_file(), run_dir(cfg).name
+    # a second extension continues the first: its config is the first's `continued`
+    once = scheduled_variant(replace(settings, extensions={0: 1}), "vscr", 0)
+    assert continued(once, 6).digest() == scheduled_variant(settings, "vscr", 0).digest()
 
 
 def test_a_continued_run_starts_from_the_shorter_run_and_ends_as_if_trained_in_one_go(
@@ -286,11 +288,27 @@ def test_the_extension_rule_names_the_seeds_with_a_run_that_failed_at_the_schedu
     _fake_log(variant_config(base, "vscr", 1), tmp_path, low, low, flat[:8] + [62, 63])
     training = variant_config(base, "multi_scale", 2)
     _fake_log(training, tmp_path, low[:6], low[:6], flat[:6])
-    failed = study.unconverged_at_schedule(settings, num_ids, tmp_path)
-    assert failed == {1: [run_dir(variant_config(base, "vscr", 1), tmp_path).name]}
+    vscr_1 = run_dir(variant_config(base, "vscr", 1), tmp_path).name
+    assert study.extension_rounds(settings, num_ids, tmp_path) == {1: [[vscr_1]]}
     # an extended seed is still named (the record of why it was extended)
-    extended = replace(settings, extended_seeds=(1,))
-    assert study.unconverged_at_schedule(extended, num_ids, tmp_path) == failed
+    extended = replace(settings, extensions={1: 1})
+    assert study.extension_rounds(extended, num_ids, tmp_path) == {1: [[vscr_1]]}
+    # at the extended length only the runs of that seed count: seed 0's converged at 10
+    # epochs, so its 12-epoch run failing is no round of the rule
+    once = replace(settings, extensions={0: 1, 1: 1})
+    rising = flat[:10] + [63, 65]
+    _fake_log(scheduled_variant(once, "vscr", 1), tmp_path, low + low[:2], low + low[:2],
+              rising)
+    _fake_log(scheduled_variant(once, "baseline", 0), tmp_path, low + low[:2], low + low[:2],
+              rising)
+    twice = [[vscr_1], [run_dir(scheduled_variant(once, "vscr", 1), tmp_path).name]]
+    assert study.extension_rounds(settings, num_ids, tmp_path) == {1: twice}
+    # the rule stops at MAX_EXTENSIONS: a failure at the last length is reported, not extended
+    assert study.MAX_EXTENSIONS == 2
+    last = replace(settings, extensions={1: 2})
+    _fake_log(scheduled_variant(last, "vscr", 1), tmp_path, low + low[:4], low + low[:4],
+              rising + [67, 69])
+    assert study.extension_rounds(settings, num_ids, tmp_path) == {1: twice}
 
 
 def test_the_cpu_profile_extends_exactly_the_seeds_its_committed_runs_call_for():
@@ -298,5 +316,5 @@ def test_the_cpu_profile_extends_exactly_the_seeds_its_committed_runs_call_for()
 
     settings = profile_settings("cpu")
     num_ids = int(read_table("training_summary")[0]["num_train_ids"].iloc[0])
-    failed = study.unconverged_at_schedule(settings, num_ids)
-    assert set(failed) == set(settings.extended_seeds)
+    rounds = study.extension_rounds(settings, num_ids)
+    assert {seed: len(r) for seed, r in rounds.items()} == settings.extensions

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vscr_core.config import Config, Profile, profile_settings
+from vscr_core.config import Config, Profile, fifth_of, profile_settings
 from vscr_core.experiments import RUNS_DIR, metrics_path, run_dir
 from vscr_core.files import REPO_ROOT, git_commit
 from vscr_core.paper import claims, comparison, distractors, reported, study
@@ -276,11 +276,11 @@ def claims_so_far(settings: Profile, table: pd.DataFrame, runs_dir=None) -> pd.D
 
 
 def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
-                   unconverged: dict[int, list[str]] | None = None,
+                   unconverged: dict[int, list[list[str]]] | None = None,
                    converged_only: pd.DataFrame | None = None,
                    all_hours: Hours | None = None) -> str:
     """The README's study progress, in words and tables, from progress_table and claims_so_far;
-    `unconverged` (study.unconverged_at_schedule) says why seeds were extended,
+    `unconverged` (study.extension_rounds) says why seeds were extended,
     `converged_only` is claims_so_far without the runs that failed the rule (None: none did)
     and `all_hours` is recorded_hours."""
     study_rows = table[table["what"] != "mscl sweep"]
@@ -312,18 +312,22 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                  "stop of the study, mostly pauses while the test suite and the notebooks ran "
                  "on a clean clone to be timed. The hours at median speed leave those out and "
                  "are the study's machine time.")
-    for seed, runs in sorted((unconverged or {}).items()):
-        epochs = scheduled_variant(settings, "baseline", seed).train.epochs
-        what = (f"every run of the seed trains {epochs} epochs, continuing those already "
-                f"trained" if seed in settings.extended_seeds else
-                "the seed's runs are still to be extended")
-        lines.append(f"Seed {seed}: {', '.join(f'`{r}`' for r in runs)} failed the convergence "
-                     f"rule at the scheduled {settings.config.train.epochs} epochs. Under the "
-                     f"extension rule (`study.unconverged_at_schedule`), {what}. The shorter "
-                     f"runs' records stay in `results/runs/`.")
+    scheduled = settings.config.train.epochs
+    for seed, rounds in sorted((unconverged or {}).items()):
+        lengths = [scheduled + k * fifth_of(scheduled) for k in range(len(rounds) + 1)]
+        failures = "; ".join(
+            f"at {'the scheduled ' if k == 0 else ''}{lengths[k]} epochs for "
+            + ", ".join(f"`{r}`" for r in runs) for k, runs in enumerate(rounds))
+        extended = settings.extensions.get(seed, 0) == len(rounds)
+        what = (f"every run of the seed trains {lengths[-1]} epochs, continuing those already "
+                f"trained" if extended else
+                f"the seed's runs are still to be extended to {lengths[-1]} epochs")
+        lines.append(f"Seed {seed}: the convergence rule failed {failures}. Under the extension "
+                     f"rule (`study.extension_rounds`), {what}. The shorter runs' records stay "
+                     f"in `results/runs/`.")
         again = study_rows[failed_rule(study_rows) & (study_rows["seed"] == seed)]
-        if seed in settings.extended_seeds and len(again):
-            lines[-1] += (f" At {epochs} epochs the rule failed again for "
+        if extended and len(again):
+            lines[-1] += (f" At {lengths[-1]} epochs the rule failed again for "
                           f"{', '.join(again['variant'])}, reported as not converged.")
     shown = study_rows[study_rows["state"] != QUEUED]
     runs = pd.DataFrame({
@@ -380,7 +384,7 @@ def write_report(settings: Profile, seeds=None, readme=REPO_ROOT / "README.md") 
                                                 "written_by": "vscr_core.paper.progress"})
     so_far = claims_so_far(settings, table)
     plot_claims_so_far(so_far, figure_path("study_progress", None))
-    unconverged = study.unconverged_at_schedule(
+    unconverged = study.extension_rounds(
         settings, load_data(settings.config).num_train_pids)
     failed = failed_rule(table)
     converged_only = claims_so_far(settings, table[~failed]) if failed.any() else None
