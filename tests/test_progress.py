@@ -13,6 +13,7 @@ from vscr_core.config import continued, profile, profile_settings
 from vscr_core.experiments import run_dir
 from vscr_core.paper import claims, comparison, distractors, progress, study
 from vscr_core.paper.variants import variant_config
+from vscr_core.train import CHECKPOINT_NAME
 
 EPOCHS = 5
 
@@ -139,6 +140,34 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     secondary = progress.readme_section(vscr_failed, both, extended, unconverged,
                                         converged_only.reset_index())
     assert "Secondary reading" in secondary and secondary.count("| VSCR beats the baseline |") == 2
+
+
+def _row(table, what, variant, seed):
+    (index,) = table.index[(table["what"] == what) & (table["variant"] == variant)
+                           & (table["seed"] == seed)]
+    return table.loc[index]
+
+
+def test_a_queued_run_that_continues_a_shorter_one_is_priced_for_its_extra_epochs(settings,
+                                                                                 tmp_path):
+    base = settings.config
+    for name in ("baseline", "vscr"):
+        _fake_run(variant_config(base, name, 0), tmp_path, EPOCHS, 25.0, 40.0)
+    shorter = variant_config(base, "vscr", 1)
+    _fake_run(shorter, tmp_path, EPOCHS, 25.0)
+    (run_dir(shorter, tmp_path) / "config.json").write_text(json.dumps(shorter.to_dict()))
+    (run_dir(shorter, tmp_path) / CHECKPOINT_NAME).touch()
+    extended = replace(settings, extensions={1: 1})  # a fifth of 5 epochs: one more
+    table = progress.progress_table(extended, runs_dir=tmp_path)
+    row = _row(table, "table 4", "vscr", 1)
+    images = study.epoch_images(base, study.load_data(base))
+    assert row["state"] == progress.QUEUED and row["epochs"] == EPOCHS + 1
+    assert row["hours_left"] == pytest.approx(images / 25 / 3600)
+    # without the shorter run's checkpoint it would train from scratch
+    (run_dir(shorter, tmp_path) / CHECKPOINT_NAME).unlink()
+    table = progress.progress_table(extended, runs_dir=tmp_path)
+    row = _row(table, "table 4", "vscr", 1)
+    assert row["hours_left"] == pytest.approx((EPOCHS + 1) * images / 25 / 3600)
 
 
 def test_the_speed_model_is_none_before_any_run_finishes():

@@ -266,6 +266,9 @@ def test_a_continued_run_starts_from_the_shorter_run_and_ends_as_if_trained_in_o
     short = variant_config(smoke_cfg.override(**{"train.lr_steps": (1,)}), "vscr", 0)
     longer = continued(short, 1)
     experiments.trained_model(short, tmp_path / "a", progress=False)
+    assert experiments.shorter_run(longer, tmp_path / "a") == run_dir(short, tmp_path / "a")
+    assert experiments.shorter_run(longer, tmp_path / "b") is None
+    assert experiments.shorter_run(short, tmp_path / "a") is None  # not a longer run's
     resumed = experiments.trained_model(longer, tmp_path / "a", progress=False)
     assert load_checkpoint(run_dir(longer, tmp_path / "a") / CHECKPOINT_NAME)["epoch"] == 3
     log = pd.read_csv(run_dir(longer, tmp_path / "a") / "log.csv")

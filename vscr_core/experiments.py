@@ -78,8 +78,21 @@ def trained_model(cfg: Config, runs_dir: str | Path | None = None, progress: boo
 
 def _start_from_shorter_run(cfg: Config, out: Path, runs_dir) -> None:
     """Seed the empty run folder `out` with the checkpoint of the run that `cfg` continues
-    (config.continued: the same run, fewer epochs), if one was trained: its epochs are the first
-    epochs of `cfg`'s, so fit() resumes from there. The shorter run's folder is left as it is."""
+    (`shorter_run`), if one was trained: its epochs are the first epochs of `cfg`'s, so fit()
+    resumes from there. The shorter run's folder is left as it is."""
+    source = shorter_run(cfg, runs_dir)
+    if source is None:
+        return
+    state = load_checkpoint(source / CHECKPOINT_NAME)
+    state["config"] = cfg.to_dict()
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / CHECKPOINT_NAME, state)
+    print(f"run {out.name}: continues {source.name} from its epoch {state['epoch']}", flush=True)
+
+
+def shorter_run(cfg: Config, runs_dir: str | Path | None = None) -> Path | None:
+    """The folder of the longest run with a checkpoint that `cfg` continues (config.continued:
+    the same run, fewer epochs), or None."""
     candidates = []
     for path in Path(runs_dir or RUNS_DIR).glob(f"{cfg.name}-*-t{TRAINING_SEMANTICS}"):
         if not (path / CHECKPOINT_NAME).is_file() or not (path / "config.json").is_file():
@@ -88,14 +101,7 @@ def _start_from_shorter_run(cfg: Config, out: Path, runs_dir) -> None:
         extra = cfg.train.epochs - shorter.train.epochs
         if extra >= 1 and continued(shorter, extra).digest() == cfg.digest():
             candidates.append((shorter.train.epochs, path))
-    if not candidates:
-        return
-    source = max(candidates)[1]  # the longest such run
-    state = load_checkpoint(source / CHECKPOINT_NAME)
-    state["config"] = cfg.to_dict()
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / CHECKPOINT_NAME, state)
-    print(f"run {out.name}: continues {source.name} from its epoch {state['epoch']}", flush=True)
+    return max(candidates)[1] if candidates else None
 
 
 def default_protocol(cfg: Config) -> dict:

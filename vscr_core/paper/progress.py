@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from vscr_core.config import Config, Profile, fifth_of, profile_settings
-from vscr_core.experiments import RUNS_DIR, metrics_path, run_dir
+from vscr_core.experiments import RUNS_DIR, metrics_path, run_dir, shorter_run
 from vscr_core.files import REPO_ROOT, git_commit
 from vscr_core.paper import claims, comparison, distractors, reported, study
 from vscr_core.paper.readme import update_readme
@@ -81,6 +81,12 @@ def _state(cfg: Config, protocol: dict, log: pd.DataFrame | None, runs_dir) -> s
         else TRAINING
 
 
+def _continues_from(cfg: Config, runs_dir) -> int:
+    """The epochs of the run `cfg` would continue (experiments.shorter_run); 0 if none."""
+    source = shorter_run(cfg, runs_dir)
+    return 0 if source is None else int(pd.read_csv(source / "log.csv")["epoch"].iloc[-1])
+
+
 def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame:
     """One row per run of the study's queue (PROGRESS_COLUMNS; the pilot, which is Table 4's
     baseline of seed 0, appears once, as Table 4's). rank1 and mAP (%) are the run's metrics on
@@ -100,7 +106,9 @@ def progress_table(settings: Profile, seeds=None, runs_dir=None) -> pd.DataFrame
     rows = []
     for what, cfg, protocol, log, state in entries:
         epochs_done = 0 if log is None else int(log["epoch"].iloc[-1])
-        left = cfg.train.epochs - epochs_done if state in (TRAINING, QUEUED) else 0
+        # a queued run that continues a shorter one starts at that run's last epoch
+        start = _continues_from(cfg, runs_dir) if state == QUEUED else epochs_done
+        left = cfg.train.epochs - start if state in (TRAINING, QUEUED) else 0
         images = study.epoch_images(cfg, ds)
         row = {"what": what, "variant": cfg.name.split("-")[1], "seed": cfg.train.seed,
                "run": run_dir(cfg, runs_dir).name, "state": state, "epochs_done": epochs_done,
