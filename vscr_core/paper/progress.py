@@ -327,8 +327,8 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
             f"at {'the scheduled ' if k == 0 else ''}{lengths[k]} epochs for "
             + ", ".join(f"`{r}`" for r in runs) for k, runs in enumerate(rounds))
         extended = settings.extensions.get(seed, 0) == len(rounds)
-        what = (f"every run of the seed trains {lengths[-1]} epochs, continuing those already "
-                f"trained" if extended else
+        what = (f"every run of the seed trains {lengths[-1]} epochs, continuing the shorter run "
+                f"where its checkpoint is at hand" if extended else
                 f"the seed's runs are still to be extended to {lengths[-1]} epochs")
         lines.append(f"Seed {seed}: the convergence rule failed {failures}. Under the extension "
                      f"rule (`study.extension_rounds`), {what}. The shorter runs' records stay "
