@@ -20,6 +20,7 @@ import io
 import json
 import textwrap
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vscr_core.config import Config, Profile, fifth_of, profile_settings
+from vscr_core.config import Config, Profile, profile_settings
 from vscr_core.experiments import RUNS_DIR, metrics_path, run_dir, shorter_run
 from vscr_core.files import REPO_ROOT, git_commit
 from vscr_core.paper import claims, comparison, distractors, reported, study
@@ -320,9 +321,10 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                  "stop of the study, mostly pauses while the test suite and the notebooks ran "
                  "on a clean clone to be timed. The hours at median speed leave those out and "
                  "are the study's machine time.")
-    scheduled = settings.config.train.epochs
     for seed, rounds in sorted((unconverged or {}).items()):
-        lengths = [scheduled + k * fifth_of(scheduled) for k in range(len(rounds) + 1)]
+        # the seed's schedule after k extensions, as the profile would train it
+        lengths = [scheduled_variant(replace(settings, extensions={seed: k}), "baseline",
+                                     seed).train.epochs for k in range(len(rounds) + 1)]
         failures = "; ".join(
             f"at {'the scheduled ' if k == 0 else ''}{lengths[k]} epochs for "
             + ", ".join(f"`{r}`" for r in runs) for k, runs in enumerate(rounds))
