@@ -337,7 +337,7 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
                      f"in `results/runs/`.")
         again = study_rows[failed_rule(study_rows) & (study_rows["seed"] == seed)]
         if extended and len(again):
-            lines[-1] += (f" At {lengths[-1]} epochs the rule failed again for "
+            lines[-1] += (f" At {lengths[-1]} epochs the rule failed for "
                           f"{', '.join(again['variant'])}, reported as not converged.")
     shown = study_rows[study_rows["state"] != QUEUED]
     runs = pd.DataFrame({
