@@ -110,6 +110,9 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     assert "6 of " in text and "training (2/5 epochs)" in text
     assert "none (under two seeds)" in text and "| Fig. 8 | 2 | 3.0 |" in text
     assert "extension" not in text
+    ended = full.assign(state=progress.FINISHED, hours_left=0.0)
+    assert "Every run of the study has finished." in progress.readme_section(ended, both, settings)
+    assert "Every run" not in text and "Still to run" in text
 
     unconverged = {1: [["smoke-baseline-s1-x"]]}
     pending = progress.readme_section(full, both, settings, unconverged)
@@ -117,7 +120,8 @@ def test_progress_reads_each_runs_state_and_prices_what_is_left(settings, tmp_pa
     assert f"still to be extended to {EPOCHS + 1} epochs" in pending
     extended = replace(settings, extensions={1: 1})
     done = progress.readme_section(full, both, extended, unconverged)
-    assert f"every run of the seed trains {EPOCHS + 1} epochs" in done and "reported as not converged" not in done
+    assert f"every run of the seed trains {EPOCHS + 1} epochs" in done
+    assert "reported as not converged" not in done
     # a second extension: both rounds' failures are named, and the seed trains two fifths more
     twice = progress.readme_section(full, both, replace(settings, extensions={1: 2}),
                                     {1: [["smoke-baseline-s1-x"], ["smoke-vscr-s1-y"]]})

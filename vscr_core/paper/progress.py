@@ -302,10 +302,11 @@ def readme_section(table: pd.DataFrame, so_far: pd.DataFrame, settings: Profile,
     lines = [f"{len(finished)} of {len(study_rows)} study runs have finished, {n_conv} of them "
              f"converged by the rule; {finished['hours_spent'].sum():.1f} h of training so far "
              f"as ran (`hours_spent`), {finished['hours_at_median_speed'].sum():.1f} h at each "
-             f"run's median epoch speed, what an otherwise idle machine would have needed. Still "
-             f"to run: {queued or 'nothing'}; about {left:.1f} h "
-             f"at the median speed the finished runs logged, those trained on this machine's "
-             f"hardware where there are any (`hours_left`, `results/study_progress.csv`)."]
+             f"run's median epoch speed, what an otherwise idle machine would have needed. "
+             + (f"Still to run: {queued}; about {left:.1f} h at the median speed the finished "
+                f"runs logged, those trained on this machine's hardware where there are any "
+                f"(`hours_left`, `results/study_progress.csv`)." if len(open_rows) else
+                "Every run of the study has finished.")]
     by_hardware = finished.groupby("hardware", sort=False)[["hours_spent",
                                                             "hours_at_median_speed"]].sum()
     lines.append("Training hours as ran and at median speed, by the hardware the runs logged "
