@@ -77,6 +77,14 @@ def test_holm_steps_down_and_skips_claims_without_an_interval():
     assert claims.holm([0.01, 0.02, 0.04]).tolist() == [True, True, True]  # /3, /2, /1
 
 
+def test_the_claims_figure_says_whether_a_verdict_survives_holm():
+    row = pd.Series({"verdict": claims.REPRODUCED, "n_seeds": 5, "holm": "no"})
+    assert claims.verdict_label(row) == "reproduced (n = 5); not after Holm"
+    assert claims.verdict_label(row.replace("no", "yes")).endswith("; survives Holm")
+    undecided = pd.Series({"verdict": claims.INCONCLUSIVE, "n_seeds": 2, "holm": math.nan})
+    assert claims.verdict_label(undecided) == "inconclusive (n = 2)"
+
+
 def test_update_readme_replaces_only_the_marked_section(tmp_path):
     readme = tmp_path / "README.md"
     start, end = sections.RESULTS_START, sections.RESULTS_END

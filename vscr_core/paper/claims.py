@@ -416,6 +416,15 @@ def claims_statement(claims: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def verdict_label(row: pd.Series) -> str:
+    """The verdict as the claims figure writes it: with its seeds and, where Holm's correction
+    was applied, whether the verdict survives it (the verdict itself follows the interval)."""
+    if row["verdict"] == NOT_COMPARABLE:
+        return f"not comparable: measured {row['measured']:.2f}, reported {row['reported']:.2f}"
+    after_holm = {"yes": "; survives Holm", "no": "; not after Holm"}.get(row["holm"], "")
+    return f"{row['verdict']} (n = {row['n_seeds']}){after_holm}"
+
+
 def plot_claims(claims: pd.DataFrame, path) -> Path:
     """One row per claim: the measured difference in the claim's direction with its 95 %
     interval, the equivalence margin as a grey band where the claim is "adds little", and the
@@ -449,10 +458,8 @@ def plot_claims(claims: pd.DataFrame, path) -> Path:
             ax.errorbar(r["measured"], yi, xerr=None if pd.isna(r["ci_low"]) else
                         [[r["measured"] - r["ci_low"]], [r["ci_high"] - r["measured"]]],
                         fmt="o", color=colour, capsize=4)
-        note = (f"{r['verdict']} (n = {r['n_seeds']})" if r["verdict"] != NOT_COMPARABLE else
-                f"not comparable: measured {r['measured']:.2f}, reported {r['reported']:.2f}")
-        ax.text(0.73, yi, textwrap.fill(note, 34), transform=side, va="center", fontsize=8,
-                color=colour)
+        ax.text(0.73, yi, textwrap.fill(verdict_label(r), 34), transform=side, va="center",
+                fontsize=8, color=colour)
     ax.set_xlim(-lim, 2.8 * lim)  # the right part holds the verdicts
     ax.axvline(1.15 * lim, color="#cccccc", lw=0.8)
     ax.set_xticks([t for t in ax.get_xticks() if -lim <= t <= lim])
@@ -473,5 +480,5 @@ __all__ = [
     "distractor_change", "fig8_claim", "fig8_claims", "holm", "p_value",
     "plot_claims", "resolution_row", "resolution_statement", "resolving_power",
     "seeds_for_half_width", "table4_claims", "table_claims", "test_split_claims", "tested",
-    "unconverged_runs", "verdict", "viewpoint_claims"
+    "unconverged_runs", "verdict", "verdict_label", "viewpoint_claims"
 ]
